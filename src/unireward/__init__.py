@@ -1,0 +1,27 @@
+"""unireward: a unified multimodal chain-of-thought reward model toolkit.
+
+Judge pairs of images, videos or answers with a model that reasons in ``<think>`` and answers in
+``<answer>``; train one (distill, cold-start SFT, rejection sampling, GRPO); evaluate and serve it.
+"""
+
+from unireward.data.schema import PreferencePair, SchemaError, read_pairs, write_pairs
+from unireward.media import MediaError, VisionBudget, load_image, load_video
+from unireward.protocol import Judgment, Mode, Task, parse_judgment, render_messages
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Judgment",
+    "MediaError",
+    "Mode",
+    "PreferencePair",
+    "SchemaError",
+    "Task",
+    "VisionBudget",
+    "load_image",
+    "load_video",
+    "parse_judgment",
+    "read_pairs",
+    "render_messages",
+    "write_pairs",
+]

@@ -1,0 +1,5 @@
+"""Data: the canonical preference-pair schema, converters, mixtures, exporters, synthetic tasks."""
+
+from unireward.data.schema import PreferencePair, SchemaError, read_pairs, write_pairs
+
+__all__ = ["PreferencePair", "SchemaError", "read_pairs", "write_pairs"]

@@ -1,0 +1,207 @@
+"""The canonical preference pair every stage reads and writes (one JSON object per line).
+
+A pair is a caption (generation) or question (understanding), two candidates and a human label.
+Generation tasks: candidates are media paths (an image, a video, or a list of frame images).
+Understanding tasks: candidates are answer strings and ``reference`` is the image or video.
+Relative media paths are resolved against a media root by the stage that loads them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from unireward.protocol.tasks import Task, answer_label
+
+Label = Literal[1, 2, "tie"]
+MediaRef = str | list[str]
+_FIELDS = ("id", "task", "prompt", "candidates", "label", "reference", "source", "meta")
+
+
+class SchemaError(ValueError):
+    """A row that does not fit the schema; the message names the row and the field."""
+
+    def __init__(self, message: str, row: int | str | None = None, field: str | None = None):
+        where = []
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+        self.row, self.field = row, field
+
+
+def _check_media(value: Any, fld: str, row: Any) -> MediaRef:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return list(value)
+    raise SchemaError(f"expected a media path or a non-empty list of frame paths, got {value!r:.80}", row, fld)
+
+
+def normalize_label(value: Any, row: Any = None) -> Label:
+    """Map the usual spellings to 1, 2 or "tie".
+
+    >>> [normalize_label(v) for v in (1, "2", "A", "b", "same", "tie", "left", "Image 2 is better")]
+    [1, 2, 1, 2, 'tie', 'tie', 1, 2]
+    """
+    if isinstance(value, bool):
+        raise SchemaError(f"label must be 1, 2 or 'tie', got {value!r}", row, "label")
+    if isinstance(value, (int, float)) and value in (1, 2):
+        return int(value)  # type: ignore[return-value]
+    text = str(value).strip().lower()
+    table = {
+        "1": 1, "2": 2, "a": 1, "b": 2, "left": 1, "right": 2, "leftvote": 1, "rightvote": 2,
+        "tie": "tie", "same": "tie", "equal": "tie", "tievote": "tie", "bothbad_vote": "tie",
+    }  # fmt: skip
+    if text in table:
+        return table[text]  # type: ignore[return-value]
+    for w in (1, 2):
+        if text.endswith(f"{w} is better"):
+            return w  # type: ignore[return-value]
+    raise SchemaError(f"label must be 1, 2 or 'tie', got {value!r}", row, "label")
+
+
+@dataclass
+class PreferencePair:
+    id: str
+    task: Task
+    prompt: str
+    candidates: tuple[MediaRef, MediaRef]
+    label: Label
+    reference: MediaRef | None = None
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, row: int | str | None = None) -> None:
+        row = self.id if row is None and getattr(self, "id", None) else row
+        if not isinstance(self.id, str) or not self.id:
+            raise SchemaError("id must be a non-empty string", row, "id")
+        try:
+            self.task = Task.parse(self.task)
+        except ValueError as e:
+            raise SchemaError(str(e), row, "task") from None
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise SchemaError("prompt must be a non-empty string", row, "prompt")
+        cands = self.candidates
+        if not isinstance(cands, (list, tuple)) or len(cands) != 2:
+            raise SchemaError("exactly two candidates are required", row, "candidates")
+        if self.task.is_generation:
+            self.candidates = (_check_media(cands[0], "candidates[0]", row), _check_media(cands[1], "candidates[1]", row))
+            if self.reference is not None:
+                self.reference = _check_media(self.reference, "reference", row)
+        else:
+            for i, c in enumerate(cands):
+                if not isinstance(c, str):
+                    raise SchemaError(f"answers must be strings, got {type(c).__name__}", row, f"candidates[{i}]")
+            self.candidates = (cands[0], cands[1])
+            if self.reference is None:
+                raise SchemaError(f"{self.task.value} needs the reference image or video", row, "reference")
+            self.reference = _check_media(self.reference, "reference", row)
+        self.label = normalize_label(self.label, row)
+        if not isinstance(self.meta, dict):
+            raise SchemaError("meta must be an object", row, "meta")
+
+    @property
+    def label_text(self) -> str | None:
+        """The verdict string a correct judge writes (``None`` for a tie)."""
+        return None if self.label == "tie" else answer_label(self.task, self.label)  # type: ignore[arg-type]
+
+    def swapped(self) -> PreferencePair:
+        """The same pair with candidates in the other order and the label flipped."""
+        flip = {1: 2, 2: 1, "tie": "tie"}[self.label]
+        return PreferencePair(
+            id=f"{self.id}#swap", task=self.task, prompt=self.prompt,
+            candidates=(self.candidates[1], self.candidates[0]), label=flip,  # type: ignore[arg-type]
+            reference=self.reference, source=self.source, meta={**self.meta, "swapped": True},
+        )  # fmt: skip
+
+    def media_paths(self) -> list[str]:
+        """Every media file this pair needs (frames of a video given as frames included)."""
+        items: list[MediaRef] = list(self.candidates) if self.task.is_generation else []
+        if self.reference is not None:
+            items.append(self.reference)
+        out: list[str] = []
+        for item in items:
+            out.extend(item if isinstance(item, list) else [item])
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "task": self.task.value, "prompt": self.prompt,
+            "candidates": list(self.candidates), "label": self.label, "reference": self.reference,
+            "source": self.source, "meta": self.meta,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: Any, row: int | str | None = None) -> PreferencePair:
+        if not isinstance(d, dict):
+            raise SchemaError(f"expected a JSON object, got {type(d).__name__}", row)
+        missing = [k for k in ("id", "task", "prompt", "candidates", "label") if k not in d]
+        if missing:
+            raise SchemaError("missing required field", row, missing[0])
+        unknown = sorted(set(d) - set(_FIELDS))
+        if unknown:
+            raise SchemaError(f"unknown field(s) {unknown}", row, unknown[0])
+        try:
+            return cls(
+                id=str(d["id"]) if isinstance(d["id"], (int, str)) else d["id"], task=d["task"],
+                prompt=d["prompt"], candidates=d["candidates"], label=d["label"],
+                reference=d.get("reference"), source=d.get("source") or "", meta=d.get("meta") or {},
+            )  # fmt: skip
+        except SchemaError as e:
+            if e.row is None or row is not None:
+                raise SchemaError(str(e).split(": ", 1)[-1], row, e.field) from None
+            raise
+
+
+def iter_pairs(path: str | os.PathLike[str], errors: str = "raise") -> Iterator[PreferencePair | SchemaError]:
+    """Read pairs from a JSONL file; rows are numbered from 1 in error messages.
+
+    ``errors="raise"`` stops at the first bad row; ``"yield"`` yields the :class:`SchemaError` in its place.
+    """
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise SchemaError(f"invalid JSON ({e.msg})", f"{Path(path).name}:{n}") from None
+                yield PreferencePair.from_dict(obj, row=f"{Path(path).name}:{n}")
+            except SchemaError as e:
+                if errors == "raise":
+                    raise
+                yield e
+
+
+def read_pairs(path: str | os.PathLike[str]) -> list[PreferencePair]:
+    return [p for p in iter_pairs(path) if isinstance(p, PreferencePair)]
+
+
+def write_pairs(pairs: Iterable[PreferencePair], path: str | os.PathLike[str], append: bool = False) -> int:
+    """Write pairs as JSONL (atomically when not appending); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    if append:
+        with open(path, "a", encoding="utf-8") as f:
+            for p in pairs:
+                f.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+                n += 1
+        return n
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for p in pairs:
+            f.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n

@@ -1,0 +1,256 @@
+"""Images and videos in, PIL frames out, all under one :class:`VisionBudget`.
+
+Every stage (judging, distillation, SFT, sampling, GRPO, evaluation, serving) loads media through
+here, so a checkpoint sees pixels at training time exactly as it will at judging time.
+Any problem with a file raises :class:`MediaError` naming it, never a bare decoder traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+MediaSource = str | os.PathLike[str] | bytes | Image.Image
+
+
+class MediaError(Exception):
+    """A media item that cannot be used; ``source`` names the file (or ``<bytes>``/``<PIL>``)."""
+
+    def __init__(self, source: Any, reason: str):
+        self.source = _describe(source)
+        self.reason = reason
+        super().__init__(f"{self.source}: {reason}")
+
+
+def _describe(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    if isinstance(source, (bytes, bytearray)):
+        return f"<{len(source)} bytes>"
+    if isinstance(source, Image.Image):
+        return "<PIL image>"
+    return f"<{type(source).__name__}>"
+
+
+@dataclass(frozen=True)
+class VisionBudget:
+    """How many pixels and frames a request may use.
+
+    Defaults follow the official UnifiedReward-Think Qwen scripts (``max_pixels`` 147456 = 384x384,
+    8 uniformly sampled frames per video). ``factor`` is the side multiple the vision encoder needs
+    (28 for Qwen2.5-VL: 14-px patches merged 2x2; 32 for Qwen3-VL).
+    """
+
+    min_pixels: int = 3136
+    max_pixels: int = 147456
+    frames: int = 8
+    fps: float | None = None
+    max_total_pixels: int | None = None
+    factor: int = 28
+    max_source_pixels: int = 8192 * 8192
+    max_file_bytes: int = 1 << 30
+    max_video_frames: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.factor < 1:
+            raise ValueError("factor must be >= 1")
+        if not (0 < self.min_pixels <= self.max_pixels):
+            raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
+        if self.min_pixels < self.factor * self.factor:
+            raise ValueError(f"min_pixels must be at least factor**2 = {self.factor**2}")
+        if self.frames < 1:
+            raise ValueError("frames must be >= 1")
+        if self.fps is not None and self.fps <= 0:
+            raise ValueError("fps must be positive")
+        if self.max_total_pixels is not None and self.max_total_pixels < self.min_pixels:
+            raise ValueError("max_total_pixels must be >= min_pixels")
+
+    def per_image_max(self, n_images: int) -> int:
+        """Pixel cap for each of ``n_images`` images sharing one request.
+
+        >>> VisionBudget(max_pixels=100_000, max_total_pixels=160_000).per_image_max(4)
+        40000
+        """
+        cap = self.max_pixels
+        if self.max_total_pixels is not None and n_images > 0:
+            cap = min(cap, self.max_total_pixels // n_images)
+        return max(cap, self.min_pixels)
+
+
+def fit_size(width: int, height: int, min_pixels: int, max_pixels: int, factor: int = 28) -> tuple[int, int]:
+    """Size keeping the aspect ratio, sides multiples of ``factor``, area within [min, max].
+
+    >>> fit_size(1920, 1080, 3136, 147456)
+    (504, 280)
+    >>> fit_size(10, 10, 3136, 147456)
+    (56, 56)
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError("empty image")
+    h = max(factor, round(height / factor) * factor)
+    w = max(factor, round(width / factor) * factor)
+    if h * w > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h = max(factor, math.floor(height / beta / factor) * factor)
+        w = max(factor, math.floor(width / beta / factor) * factor)
+    elif h * w < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h = math.ceil(height * beta / factor) * factor
+        w = math.ceil(width * beta / factor) * factor
+    return w, h
+
+
+def _resize(img: Image.Image, budget: VisionBudget, max_pixels: int) -> Image.Image:
+    w, h = fit_size(img.width, img.height, budget.min_pixels, max_pixels, budget.factor)
+    if (w, h) == img.size:
+        return img
+    return img.resize((w, h), Image.Resampling.BICUBIC)
+
+
+def _check_file(path: Path, budget: VisionBudget) -> None:
+    if not path.exists():
+        raise MediaError(path, "file not found")
+    if not path.is_file():
+        raise MediaError(path, "not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise MediaError(path, "file is empty")
+    if size > budget.max_file_bytes:
+        raise MediaError(path, f"file is {size} bytes, above the limit of {budget.max_file_bytes}")
+
+
+def load_image(source: MediaSource, budget: VisionBudget | None = None, n_images: int = 1) -> Image.Image:
+    """An RGB image resized under the budget (``n_images`` share ``max_total_pixels``)."""
+    budget = budget or VisionBudget()
+    if isinstance(source, Image.Image):
+        img = source
+    else:
+        if isinstance(source, (bytes, bytearray)):
+            if not source:
+                raise MediaError(source, "empty bytes")
+            fp: Any = io.BytesIO(source)
+        else:
+            path = Path(source)
+            _check_file(path, budget)
+            fp = path
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(fp)
+                if img.width * img.height > budget.max_source_pixels:
+                    raise MediaError(source, f"image is {img.width}x{img.height}, above max_source_pixels (decompression bomb?)")
+                img.load()
+        except MediaError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise MediaError(source, f"decompression bomb refused ({e})") from None
+        except Exception as e:  # PIL raises many types for bad data
+            raise MediaError(source, f"cannot decode image ({type(e).__name__}: {e})") from None
+    if img.width * img.height > budget.max_source_pixels:
+        raise MediaError(source, f"image is {img.width}x{img.height}, above max_source_pixels")
+    if img.width == 0 or img.height == 0:
+        raise MediaError(source, "image has no pixels")
+    return _resize(img.convert("RGB"), budget, budget.per_image_max(n_images))
+
+
+def sample_indices(total: int, n: int) -> list[int]:
+    """``n`` uniformly spaced frame indices over ``total`` frames (``np.linspace``, as the paper's eval).
+
+    >>> sample_indices(126, 8)
+    [0, 18, 36, 54, 71, 89, 107, 125]
+    >>> sample_indices(3, 8)
+    [0, 1, 2]
+    """
+    if total <= 0:
+        return []
+    if total <= n:
+        return list(range(total))
+    return [int(round(x)) for x in np.linspace(0, total - 1, n)]
+
+
+def _fps_indices(total: int, native_fps: float, fps: float, cap: int) -> list[int]:
+    step = max(native_fps / fps, 1.0)
+    idx = [int(round(i * step)) for i in range(int(total / step) + 1) if round(i * step) < total]
+    if len(idx) > cap:
+        idx = [idx[i] for i in sample_indices(len(idx), cap)]
+    return idx
+
+
+def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = None, n_videos: int = 1) -> list[Image.Image]:
+    """Frames of a video: ``budget.frames`` uniformly sampled (or at ``budget.fps``, capped at ``frames``),
+    each resized so all frames of ``n_videos`` videos share ``max_total_pixels``.
+
+    A directory is read as a video given as frame images (sorted by name).
+    """
+    import av  # local: importing PyAV costs ~0.1 s and most callers never need it
+
+    budget = budget or VisionBudget()
+    path = Path(source)
+    if path.is_dir():
+        frames = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"))
+        if not frames:
+            raise MediaError(path, "frame directory holds no images")
+        chosen = [frames[i] for i in sample_indices(len(frames), budget.frames)]
+        per = budget.per_image_max(len(chosen) * n_videos)
+        return [_resize(load_image(f, budget), budget, per) for f in chosen]
+    _check_file(path, budget)
+    try:
+        container = av.open(str(path))
+    except Exception as e:
+        raise MediaError(path, f"cannot open video ({type(e).__name__}: {e})") from None
+    try:
+        if not container.streams.video:
+            raise MediaError(path, "no video stream")
+        stream = container.streams.video[0]
+        w, h = stream.codec_context.width, stream.codec_context.height
+        if w * h > budget.max_source_pixels:
+            raise MediaError(path, f"video is {w}x{h}, above max_source_pixels")
+        declared = int(stream.frames or 0)
+        if declared == 0 and stream.duration and stream.average_rate:
+            declared = int(float(stream.duration * stream.time_base) * float(stream.average_rate))
+        if declared > budget.max_video_frames:
+            raise MediaError(path, f"video declares {declared} frames, above max_video_frames")
+        native_fps = float(stream.average_rate or 0) or 25.0
+        # Decode everything once (short clips are the norm), keep only the frames we need.
+        decoded: list[Any] = []
+        try:
+            for frame in container.decode(stream):
+                decoded.append(frame)
+                if len(decoded) > budget.max_video_frames:
+                    raise MediaError(path, "too many frames")
+        except MediaError:
+            raise
+        except Exception as e:
+            raise MediaError(path, f"corrupt video data after {len(decoded)} frames ({type(e).__name__}: {e})") from None
+        total = len(decoded)
+        if total == 0:
+            raise MediaError(path, "no decodable frames")
+        if declared and total < declared - max(2, declared // 20):
+            raise MediaError(path, f"truncated: header declares {declared} frames, only {total} decode")
+        if budget.fps is not None:
+            idx = _fps_indices(total, native_fps, budget.fps, budget.frames)
+        else:
+            idx = sample_indices(total, budget.frames)
+        per = budget.per_image_max(len(idx) * n_videos)
+        return [_resize(decoded[i].to_image().convert("RGB"), budget, per) for i in idx]
+    finally:
+        container.close()
+
+
+def is_video_path(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v") or Path(path).is_dir()
+
+
+def resolve(path: str, root: str | os.PathLike[str] | None) -> str:
+    """A media path resolved against a root (absolute paths and URLs are left alone)."""
+    if root is None or "://" in path or os.path.isabs(path):
+        return path
+    return str(Path(root) / path)

@@ -1,0 +1,136 @@
+"""Model-family adapters: one class per family says how to load, feed and freeze it.
+
+Every stage talks to a model through a :class:`ModelFamily`, so adding a family (Qwen3-VL,
+LLaVA-OneVision) means one new adapter, not new judge/train code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from unireward.media import VisionBudget
+
+_FAMILIES: dict[str, ModelFamily] = {}
+
+
+class ModelLoadError(RuntimeError):
+    """A model or processor that cannot be loaded, with what to do about it."""
+
+
+class ModelFamily(ABC):
+    name: str = ""
+    model_types: tuple[str, ...] = ()
+    #: released judge checkpoints of this family (HF ids)
+    checkpoints: tuple[str, ...] = ()
+    #: module-name prefixes of the vision tower (frozen by default in every stage)
+    vision_prefixes: tuple[str, ...] = ()
+    #: side multiple of the vision encoder input
+    factor: int = 28
+
+    @abstractmethod
+    def model_class(self) -> type: ...
+
+    @abstractmethod
+    def build_tiny(self, out_dir: str | os.PathLike[str], seed: int = 0, **sizes: Any) -> Path: ...
+
+    def processor_kwargs(self, budget: VisionBudget) -> dict[str, Any]:
+        """Keyword arguments for ``processor(...)`` that keep its own resizing within the budget."""
+        return {}
+
+    def budget(self, **overrides: Any) -> VisionBudget:
+        """The default vision budget with this family's factor."""
+        return VisionBudget(factor=self.factor, **overrides)
+
+    def is_vision_parameter(self, name: str) -> bool:
+        return any(name.startswith(p) or f".{p}" in name for p in self.vision_prefixes)
+
+    def freeze_vision(self, model: Any) -> int:
+        """Freeze the vision tower; returns how many parameters were frozen."""
+        n = 0
+        for name, param in model.named_parameters():
+            if self.is_vision_parameter(name):
+                param.requires_grad_(False)
+                n += param.numel()
+        return n
+
+    def load(self, model_id: str, dtype: str = "auto", device: str | None = None, **kwargs: Any) -> tuple[Any, Any]:
+        """Model and processor from an HF id or a local folder; processor pads on the left."""
+        from transformers import AutoProcessor
+
+        try:
+            processor = AutoProcessor.from_pretrained(model_id, padding_side="left")
+            model = self.model_class().from_pretrained(model_id, dtype=dtype, **kwargs)
+        except OSError as e:
+            raise ModelLoadError(_unreachable_message(model_id, e)) from None
+        if device:
+            model.to(device)
+        tok = getattr(processor, "tokenizer", processor)
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        model.eval()
+        return model, processor
+
+
+def _unreachable_message(model_id: str, err: Exception) -> str:
+    if Path(model_id).exists():
+        return f"cannot load model from folder {model_id!r}: {err}"
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+    hint = (
+        "HF_HUB_OFFLINE=1 is set, so only the local cache is searched"
+        if offline
+        else "the Hugging Face Hub is not reachable and the model is not in the local cache"
+    )
+    return (
+        f"cannot load {model_id!r}: {hint}. Download it on a machine with a network "
+        f"(`huggingface-cli download {model_id}`) and pass the local folder, or build a tiny "
+        f"offline model with `unireward tiny-model DIR`."
+    )
+
+
+def register(family: ModelFamily) -> ModelFamily:
+    _FAMILIES[family.name] = family
+    return family
+
+
+def get_family(name: str) -> ModelFamily:
+    key = name.replace("-", "_").replace(".", "_").lower()
+    if key not in _FAMILIES:
+        raise KeyError(f"unsupported model family {name!r}; supported: {sorted(_FAMILIES)}")
+    return _FAMILIES[key]
+
+
+def list_families() -> list[str]:
+    return sorted(_FAMILIES)
+
+
+def detect_family(model_id: str) -> ModelFamily:
+    """The family of a checkpoint, from its ``config.json`` ``model_type``."""
+    config_path = Path(model_id) / "config.json"
+    if config_path.is_file():
+        model_type = json.loads(config_path.read_text()).get("model_type", "")
+    else:
+        from transformers import AutoConfig
+
+        try:
+            model_type = AutoConfig.from_pretrained(model_id).model_type
+        except OSError as e:
+            raise ModelLoadError(_unreachable_message(model_id, e)) from None
+    for fam in _FAMILIES.values():
+        if model_type in fam.model_types:
+            return fam
+    raise ModelLoadError(
+        f"{model_id!r} is a {model_type!r} model, which unireward does not support; "
+        f"supported families: {sorted(_FAMILIES)}"
+    )
+
+
+def load_model(model_id: str, family: str | None = None, **kwargs: Any) -> tuple[Any, Any, ModelFamily]:
+    """Load a judge: ``(model, processor, family)``; the family is detected unless given."""
+    fam = get_family(family) if family else detect_family(model_id)
+    model, processor = fam.load(model_id, **kwargs)
+    return model, processor, fam

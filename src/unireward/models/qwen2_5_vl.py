@@ -1,0 +1,111 @@
+"""Qwen2.5-VL: the family of the released UnifiedReward-Think-qwen checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from unireward.media import VisionBudget
+from unireward.models.family import ModelFamily, register
+
+
+class Qwen25VLFamily(ModelFamily):
+    name = "qwen2_5_vl"
+    model_types = ("qwen2_5_vl",)
+    checkpoints = ("CodeGoat24/UnifiedReward-Think-qwen-7b", "CodeGoat24/UnifiedReward-qwen-7b")
+    vision_prefixes = ("visual.", "model.visual.")
+    factor = 28
+
+    def model_class(self) -> type:
+        from transformers import Qwen2_5_VLForConditionalGeneration
+
+        return Qwen2_5_VLForConditionalGeneration
+
+    def processor_kwargs(self, budget: VisionBudget) -> dict[str, Any]:
+        # Media arrive already resized by unireward.media; these bounds only stop the processor
+        # from resizing them again (and pin the limits for callers who pass raw images).
+        size = {"shortest_edge": budget.min_pixels, "longest_edge": budget.max_pixels}
+        return {"images_kwargs": {"size": size}, "videos_kwargs": {"size": size, "do_sample_frames": False, "cap_pixels_per_frame": True}}
+
+    def build_tiny(
+        self,
+        out_dir: str | os.PathLike[str],
+        seed: int = 0,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        vision_hidden: int = 64,
+        vision_depth: int = 2,
+        vocab_size: int = 1024,
+    ) -> Path:
+        import torch
+        from transformers import (
+            PreTrainedTokenizerFast,
+            Qwen2_5_VLConfig,
+            Qwen2_5_VLForConditionalGeneration,
+            Qwen2_5_VLProcessor,
+            Qwen2VLImageProcessor,
+            Qwen2VLVideoProcessor,
+        )
+
+        from unireward.models.chat_template import QWEN_VL_CHAT_TEMPLATE
+        from unireward.models.tokenizer import THINK_TAGS, train_tokenizer
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tokenizer = _fast_tokenizer(PreTrainedTokenizerFast, train_tokenizer(vocab_size), THINK_TAGS, QWEN_VL_CHAT_TEMPLATE)
+        ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|im_end|>", "<|endoftext|>")}
+        heads = max(2, hidden_size // 16)
+        head_dim = hidden_size // heads
+        half = head_dim // 2
+        mrope = [half - 2 * (half // 3), half // 3, half // 3]
+        config = Qwen2_5_VLConfig(
+            text_config={
+                "vocab_size": len(tokenizer), "hidden_size": hidden_size, "intermediate_size": hidden_size * 2,
+                "num_hidden_layers": num_layers, "num_attention_heads": heads, "num_key_value_heads": max(1, heads // 2),
+                "max_position_embeddings": 32768, "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
+                "pad_token_id": ids["<|endoftext|>"], "tie_word_embeddings": True,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
+            },
+            vision_config={
+                "depth": vision_depth, "hidden_size": vision_hidden, "intermediate_size": vision_hidden * 2,
+                "num_heads": max(1, vision_hidden // 32), "out_hidden_size": hidden_size,
+                "fullatt_block_indexes": [vision_depth - 1], "window_size": 112,
+            },
+            image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+            vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+            tie_word_embeddings=True,
+        )  # fmt: skip
+        torch.manual_seed(seed)
+        model = Qwen2_5_VLForConditionalGeneration(config)
+        model.generation_config.eos_token_id = [ids["<|im_end|>"]]
+        model.generation_config.pad_token_id = ids["<|endoftext|>"]
+        model.generation_config.do_sample = False
+        model.save_pretrained(out)
+        budget = self.budget()
+        size = {"shortest_edge": budget.min_pixels, "longest_edge": budget.max_pixels}
+        processor = Qwen2_5_VLProcessor(
+            image_processor=Qwen2VLImageProcessor(size=size),
+            tokenizer=tokenizer,
+            video_processor=Qwen2VLVideoProcessor(size=size),
+            chat_template=QWEN_VL_CHAT_TEMPLATE,
+        )
+        processor.save_pretrained(out)
+        return out
+
+
+def _fast_tokenizer(cls: Any, tok: Any, think_tags: list[str], chat_template: str) -> Any:
+    from tokenizers import AddedToken
+
+    tokenizer = cls(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        padding_side="left",
+        chat_template=chat_template,
+    )
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in think_tags])
+    return tokenizer
+
+
+register(Qwen25VLFamily())

@@ -1,0 +1,48 @@
+"""A small byte-level BPE tokenizer trained offline, for the tiny test models.
+
+``<think>``, ``</think>``, ``<answer>``, ``</answer>`` are single, *non-special* tokens: they
+survive ``skip_special_tokens=True`` decoding, which the reward parser relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from unireward.protocol.tasks import Task
+
+QWEN_SPECIAL = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|image_pad|>", "<|video_pad|>",
+]  # fmt: skip
+THINK_TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
+
+
+def _corpus(extra: Iterable[str]) -> list[str]:
+    from unireward.protocol.templates import get_family, list_families
+
+    texts = [get_family(name).text(t) for name in list_families() for t in Task]
+    words = (
+        "red green blue yellow purple orange white black cyan magenta circle square triangle star "
+        "image video answer question caption better worse score total semantic consistency aesthetics "
+        "authenticity temporal coherence correctness clarity accuracy moves left right up down static "
+        "shows matches does not match the a an of is are with and on in which what how many color shape "
+        "Image 1 is better Image 2 is better Video 1 is better Video 2 is better Answer 1 is better "
+        "Answer 2 is better 0 1 2 3 4 5 6 7 8 9 10 /10 + = ; : - . , ( )"
+    )
+    return texts + [words] * 20 + list(extra)
+
+
+def train_tokenizer(vocab_size: int = 1024, extra_corpus: Iterable[str] = ()) -> Tokenizer:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=QWEN_SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(extra_corpus), trainer=trainer)
+    return tok

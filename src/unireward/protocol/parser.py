@@ -1,0 +1,226 @@
+"""The one verdict parser. It never raises: any string becomes a :class:`Judgment`.
+
+Two modes:
+
+* ``lenient`` accepts what the official evaluation accepts: the content of the first
+  ``<answer>…</answer>`` (or, without tags, the text after ``</think>``, else the whole text) names
+  exactly one of the two allowed verdicts.
+* ``strict`` accepts only ``<think>…</think>`` followed by ``<answer>…</answer>``, each exactly once,
+  nothing but whitespace outside them, and the answer exactly one allowed verdict. This is the
+  shape the strict format reward pays for; it closes the usual reward hacks (several blocks,
+  trailing text, extra words in the answer).
+
+An opened but never closed ``<think>`` or ``<answer>`` is ``truncated`` (usually ``max_new_tokens``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from unireward.protocol.tasks import Mode, Task, answer_label, candidate_noun
+
+Status = Literal["ok", "invalid", "truncated"]
+
+_THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_STRICT_RE = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
+_NUM = r"(\d{1,3}(?:\.\d+)?)"
+_DIM_SCORE_RE = re.compile(r"(Image|Video|Answer)\s*([12])\s*\(\s*" + _NUM + r"\s*/\s*10\s*\)")
+_POINT_DIM_RE = re.compile(r"\(\s*" + _NUM + r"\s*/\s*10\s*\)")
+_TOTAL_RE = re.compile(r"(Image|Video|Answer)\s*([12])\s*:\s*([0-9.+\s]*=\s*)?" + _NUM + r"\s*$", re.MULTILINE)
+_POINT_ANSWER_RE = re.compile(r"^(?:overall\s+score\s*:\s*)?" + _NUM + r"(?:\s*/\s*10)?$", re.IGNORECASE)
+_FIRST_NUM_RE = re.compile(_NUM)
+_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+
+
+@dataclass(frozen=True)
+class DimensionScore:
+    """Scores one dimension line gives: ``{1: 9.0, 2: 7.0}`` (pointwise: ``{1: 8.0}``)."""
+
+    name: str
+    scores: dict[int, float]
+
+
+@dataclass
+class Judgment:
+    text: str
+    task: Task
+    mode: Mode = Mode.PAIRWISE
+    strict: bool = False
+    status: Status = "invalid"
+    winner: int | None = None
+    score: float | None = None
+    think: str | None = None
+    answer: str | None = None
+    dimensions: list[DimensionScore] = field(default_factory=list)
+    totals: dict[int, float] | None = None
+    totals_consistent: bool | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["task"] = self.task.value
+        d["mode"] = self.mode.value
+        d["dimensions"] = [{"name": x.name, "scores": {str(k): v for k, v in x.scores.items()}} for x in self.dimensions]
+        d["totals"] = {str(k): v for k, v in self.totals.items()} if self.totals else None
+        return d
+
+
+def _dimensions(think: str, noun: str, pointwise: bool) -> list[DimensionScore]:
+    out: list[DimensionScore] = []
+    for line in think.splitlines():
+        if "total score" in line.lower():
+            continue
+        name = re.sub(r"^\s*(?:\d+\.|\[|-|\*)*\s*", "", line.split(":", 1)[0]).strip(" []*") if ":" in line else ""
+        if pointwise:
+            found = _POINT_DIM_RE.findall(line)
+            if found:
+                out.append(DimensionScore(name, {1: float(found[-1])}))
+            continue
+        scores: dict[int, float] = {}
+        for kind, idx, val in _DIM_SCORE_RE.findall(line):
+            if kind == noun:
+                scores.setdefault(int(idx), float(val))
+        if scores:
+            out.append(DimensionScore(name, scores))
+    return out
+
+
+def _totals(think: str, noun: str) -> dict[int, float] | None:
+    lower = think.lower()
+    at = lower.rfind("total score")
+    if at < 0:
+        return None
+    found: dict[int, float] = {}
+    for kind, idx, _expr, val in _TOTAL_RE.findall(think[at:]):
+        if kind == noun:
+            found[int(idx)] = float(val)
+    return found if len(found) == 2 else None
+
+
+def _pointwise_score(answer: str, strict: bool) -> float | None:
+    answer = answer.strip()
+    m = _POINT_ANSWER_RE.match(answer)
+    if m is None:
+        if strict:
+            return None
+        m = _FIRST_NUM_RE.search(answer)
+        if m is None:
+            return None
+    value = float(m.group(1))
+    return value if 1.0 <= value <= 10.0 else None
+
+
+def _is_truncated(text: str) -> bool:
+    # An opening tag after the last matching close tag means generation stopped inside a block.
+    for open_tag, close_tag in (("<think>", "</think>"), ("<answer>", "</answer>")):
+        last_open = text.rfind(open_tag)
+        if last_open >= 0 and text.find(close_tag, last_open) < 0:
+            return True
+    return False
+
+
+def parse_judgment(
+    text: Any,
+    task: Task | str,
+    strict: bool = False,
+    mode: Mode | str = Mode.PAIRWISE,
+) -> Judgment:
+    """Parse a judge's output.
+
+    >>> out = '''<think>
+    ... 1. Semantic consistency: Image 1 (9/10) - good; Image 2 (6/10) - off
+    ... Total score:
+    ... Image 1: 9=9
+    ... Image 2: 6=6
+    ... </think>
+    ... <answer>Image 1 is better</answer>'''
+    >>> j = parse_judgment(out, "image_generation", strict=True)
+    >>> j.status, j.winner, j.totals, j.totals_consistent
+    ('ok', 1, {1: 9.0, 2: 6.0}, True)
+    >>> parse_judgment("<think>hmm</think><answer>Image 2 is better</answer> trust me", "image_generation").winner
+    2
+    >>> parse_judgment("<think>hmm</think><answer>Image 2 is better</answer> trust me", "image_generation", strict=True).status
+    'invalid'
+    >>> parse_judgment("<think>long reasoning", "image_generation").status
+    'truncated'
+    >>> parse_judgment("<think>ok</think><answer>Overall score: 7.5/10</answer>", "image_generation", mode="pointwise").score
+    7.5
+    """
+    try:
+        task = Task.parse(task)
+    except ValueError:
+        task = Task.IMAGE_GENERATION
+        bad_task = True
+    else:
+        bad_task = False
+    mode = Mode(mode)
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    j = Judgment(text=text, task=task, mode=mode, strict=strict)
+    if bad_task:
+        j.reason = "unknown task"
+        return j
+    noun = candidate_noun(task)
+    pointwise = mode is Mode.POINTWISE
+
+    think_m = _THINK_RE.search(text)
+    j.think = think_m.group(1).strip() if think_m else None
+    answer_m = _ANSWER_RE.search(text)
+    j.answer = answer_m.group(1).strip() if answer_m else None
+    if j.think is not None:
+        j.dimensions = _dimensions(j.think, noun, pointwise)
+        if not pointwise:
+            j.totals = _totals(j.think, noun)
+
+    if strict:
+        m = _STRICT_RE.fullmatch(text)
+        counts_ok = all(text.count(tag) == 1 for tag in _TAGS)
+        if m is None or not counts_ok:
+            if _is_truncated(text):
+                j.status, j.reason = "truncated", "unclosed <think> or <answer>"
+            else:
+                j.reason = "not exactly one <think> block followed by one <answer> block"
+            return j
+        region = m.group(2).strip()
+    else:
+        if answer_m is None and _is_truncated(text):
+            j.status, j.reason = "truncated", "unclosed <think> or <answer>"
+            return j
+        if answer_m is not None:
+            region = j.answer or ""
+        elif "</think>" in text:
+            region = text.rsplit("</think>", 1)[1].strip()
+        else:
+            region = text.strip()
+
+    if pointwise:
+        j.score = _pointwise_score(region, strict)
+        if j.score is None:
+            j.reason = "answer is not a score between 1 and 10"
+            return j
+        j.status = "ok"
+        return j
+
+    labels = {w: answer_label(task, w) for w in (1, 2)}
+    exact = [w for w, lab in labels.items() if region == lab]
+    if exact:
+        j.winner = exact[0]
+    elif not strict:
+        present = [w for w, lab in labels.items() if lab.lower() in region.lower()]
+        if len(present) == 1:
+            j.winner = present[0]
+    if j.winner is None:
+        j.reason = "answer does not name exactly one allowed verdict"
+        return j
+    j.status = "ok"
+    if j.totals is not None:
+        other = 3 - j.winner
+        j.totals_consistent = j.totals[j.winner] > j.totals[other]
+    return j

@@ -1,0 +1,172 @@
+"""Reward functions for GRPO, as pure functions with TRL's signature ``(completions, **kwargs) -> list[float]``.
+
+``completions`` may be plain strings or conversational (a list of messages per completion). Dataset
+columns arrive as keyword lists: ``label`` (the expected verdict string, or 1/2 with a ``task`` column)
+and optionally ``task``.
+
+The paper's reward is ``format_reward + accuracy_reward`` (0-2), with the official semantics:
+format is a regex *match* anchored at the start that tolerates trailing text, and accuracy is an
+exact match of the first answer block. ``strict_format_reward`` and ``consistency_reward`` close the
+reward hacks those two leave open.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from unireward.protocol.parser import parse_judgment
+from unireward.protocol.tasks import Task, answer_label
+
+_OFFICIAL_FORMAT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
+_FIRST_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def completion_text(completion: Any) -> str:
+    """Text of one completion, plain or conversational.
+
+    >>> completion_text([{"role": "assistant", "content": "hi"}])
+    'hi'
+    >>> completion_text([{"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])
+    'ab'
+    """
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        completion = [completion]
+    if isinstance(completion, Sequence):
+        parts: list[str] = []
+        for msg in completion:
+            content = msg.get("content", "") if isinstance(msg, dict) else msg
+            if isinstance(content, str):
+                parts.append(content)
+            elif isinstance(content, Sequence):
+                parts.extend(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        return "".join(parts)
+    return "" if completion is None else str(completion)
+
+
+def _label_text(label: Any, task: Any) -> str:
+    if isinstance(label, (int, float)) and not isinstance(label, bool) and task is not None:
+        return answer_label(Task.parse(task), int(label))
+    return str(label).strip()
+
+
+def _column(kwargs: dict[str, Any], name: str, n: int) -> list[Any]:
+    col = kwargs.get(name)
+    if col is None:
+        return [None] * n
+    if isinstance(col, (str, int)):
+        return [col] * n
+    return list(col)
+
+
+def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
+    """1.0 when the output starts with a think block then an answer block (official regex).
+
+    >>> format_reward(["<think>a</think>\\n<answer>Image 1 is better</answer>", "Image 1 is better"])
+    [1.0, 0.0]
+    >>> format_reward(["<think>a</think><answer>x</answer> anything after"])  # the official rule allows this
+    [1.0]
+    """
+    return [1.0 if _OFFICIAL_FORMAT.match(completion_text(c)) else 0.0 for c in completions]
+
+
+def accuracy_reward(completions: list[Any], label: list[Any] | None = None, **kwargs: Any) -> list[float]:
+    """1.0 when the first ``<answer>`` content (or the whole text) equals the label exactly.
+
+    >>> accuracy_reward(["<answer> Image 2 is better </answer>", "<answer>Image 2 is better.</answer>"],
+    ...                 label=["Image 2 is better", "Image 2 is better"])
+    [1.0, 0.0]
+    >>> accuracy_reward(["<answer>Video 1 is better</answer>"], label=[1], task=["video_generation"])
+    [1.0]
+    """
+    n = len(completions)
+    labels = _column({"label": label}, "label", n)
+    tasks = _column(kwargs, "task", n)
+    out = []
+    for c, lab, task in zip(completions, labels, tasks, strict=True):
+        if lab is None:
+            raise ValueError("accuracy_reward needs a 'label' column")
+        text = completion_text(c)
+        m = _FIRST_ANSWER.search(text)
+        got = (m.group(1) if m else text).strip()
+        out.append(1.0 if got == _label_text(lab, task) else 0.0)
+    return out
+
+
+def _task_of(task: Any, label: Any) -> Task:
+    if task is not None:
+        return Task.parse(task)
+    text = str(label or "")
+    if text.startswith("Video"):
+        return Task.VIDEO_GENERATION
+    if text.startswith("Answer"):
+        return Task.IMAGE_UNDERSTANDING
+    return Task.IMAGE_GENERATION
+
+
+def strict_format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
+    """1.0 only for exactly one think block, then exactly one answer block holding an allowed verdict.
+
+    >>> strict_format_reward(["<think>a</think><answer>Image 1 is better</answer>",
+    ...                       "<think>a</think><answer>Image 1 is better</answer><answer>Image 2 is better</answer>",
+    ...                       "<think>a</think><answer></answer>"])
+    [1.0, 0.0, 0.0]
+    """
+    n = len(completions)
+    tasks, labels = _column(kwargs, "task", n), _column(kwargs, "label", n)
+    return [
+        1.0 if parse_judgment(completion_text(c), _task_of(t, lab), strict=True).ok else 0.0
+        for c, t, lab in zip(completions, tasks, labels, strict=True)
+    ]
+
+
+def consistency_reward(completions: list[Any], **kwargs: Any) -> list[float]:
+    """1.0 when the stated totals in ``<think>`` favour the candidate the answer names.
+
+    >>> good = "<think>Total score:\\nImage 1: 8+9=17\\nImage 2: 5+6=11</think><answer>Image 1 is better</answer>"
+    >>> bad = good.replace("Image 1 is better", "Image 2 is better")
+    >>> consistency_reward([good, bad, "<answer>Image 1 is better</answer>"])
+    [1.0, 0.0, 0.0]
+    """
+    n = len(completions)
+    tasks, labels = _column(kwargs, "task", n), _column(kwargs, "label", n)
+    return [
+        1.0 if parse_judgment(completion_text(c), _task_of(t, lab)).totals_consistent else 0.0
+        for c, t, lab in zip(completions, tasks, labels, strict=True)
+    ]
+
+
+REWARD_FUNCTIONS = {
+    "format": format_reward,
+    "accuracy": accuracy_reward,
+    "strict_format": strict_format_reward,
+    "consistency": consistency_reward,
+}
+
+
+def get_reward_functions(names: Sequence[str]) -> list[Any]:
+    """Reward functions by name, in order (``["format", "accuracy"]`` is the paper's).
+
+    >>> [f.__name__ for f in get_reward_functions(["format", "accuracy"])]
+    ['format_reward', 'accuracy_reward']
+    """
+    unknown = [n for n in names if n not in REWARD_FUNCTIONS]
+    if unknown:
+        raise ValueError(f"unknown reward(s) {unknown}; choose from {sorted(REWARD_FUNCTIONS)}")
+    return [REWARD_FUNCTIONS[n] for n in names]
+
+
+def compute_score(
+    data_source: Any, solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """verl / EasyR1 custom-reward entry point: ``{"score", "format", "accuracy"}`` (score = sum, 0-2).
+
+    >>> compute_score("unireward", "<think>x</think><answer>Answer 2 is better</answer>", "Answer 2 is better")
+    {'score': 2.0, 'format': 1.0, 'accuracy': 1.0}
+    """
+    fmt = format_reward([solution_str])[0]
+    acc = accuracy_reward([solution_str], label=[ground_truth])[0]
+    return {"score": fmt + acc, "format": fmt, "accuracy": acc}

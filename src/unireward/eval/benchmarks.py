@@ -1,0 +1,223 @@
+"""Benchmark loaders: local files (JSONL, JSON, CSV, parquet) or a hub dataset id -> PreferencePair.
+
+Every loader keeps what scoring needs in ``meta`` (VL-RewardBench categories, the GenAI-Bench
+vote type, VideoGen-RewardBench per-dimension labels), so one runner scores them all.
+Media paths stay relative; the runner resolves them against the media root.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unireward.data.schema import PreferencePair, SchemaError, normalize_label, read_pairs
+from unireward.metrics import vlrb_category
+from unireward.protocol import Task
+
+GENAI_TASKS = ("image_generation", "image_edition", "video_generation")
+VIDEOGEN_DIMS = ("Overall", "VQ", "MQ", "TA")
+
+
+def read_records(path: str | os.PathLike[str], split: str | None = None, config: str | None = None) -> list[dict[str, Any]]:
+    """Rows of a local JSONL / JSON / CSV / parquet file, or of a hub dataset when ``path`` is not
+    a local file (needs a network and ``datasets``)."""
+    p = Path(path)
+    if not p.exists():
+        if str(path).count("/") == 1 and not str(path).startswith((".", "/")):
+            import datasets
+
+            return [dict(r) for r in datasets.load_dataset(str(path), config, split=split or "test")]
+        raise FileNotFoundError(f"benchmark file not found: {path}")
+    suffix = p.suffix.lower()
+    if suffix == ".jsonl":
+        with open(p, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    if suffix == ".json":
+        data = json.loads(p.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            data = data.get("data", data.get(split or "test", data))
+        if not isinstance(data, list):
+            raise ValueError(f"{p}: expected a list of records")
+        return data
+    if suffix == ".csv":
+        with open(p, encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(f))
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(p).to_pylist()
+    raise ValueError(f"{p}: unsupported format {suffix!r} (use .jsonl, .json, .csv or .parquet)")
+
+
+def _media(value: Any, cache_dir: Path | None, name: str) -> str:
+    """A media path from a record field: a path string, a hub ``{"path", "bytes"}`` dict or a PIL image
+    (embedded bytes are written once under ``cache_dir``)."""
+    if isinstance(value, str):
+        return value
+    data = None
+    if isinstance(value, dict):
+        if value.get("bytes") is None and value.get("path"):
+            return str(value["path"])
+        data = value.get("bytes")
+    elif hasattr(value, "save"):
+        buf = io.BytesIO()
+        value.save(buf, format="PNG")
+        data = buf.getvalue()
+    if data is None:
+        raise SchemaError(f"no media in field {name!r}")
+    if cache_dir is None:
+        raise ValueError("records embed media bytes; give a cache directory to extract them to")
+    suffix = Path(value.get("path") or "").suffix if isinstance(value, dict) else ""
+    out = cache_dir / f"{name}{suffix or '.png'}"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+    return str(out)
+
+
+def _unique_ids(raw_ids: list[str]) -> list[str]:
+    """VL-RewardBench ids repeat; later copies get ``~2``, ``~3`` so results can be keyed by id."""
+    seen: dict[str, int] = {}
+    out = []
+    for rid in raw_ids:
+        seen[rid] = seen.get(rid, 0) + 1
+        out.append(rid if seen[rid] == 1 else f"{rid}~{seen[rid]}")
+    return out
+
+
+def load_vl_rewardbench(path: str, split: str | None = None, cache_dir: Path | None = None, **_: Any) -> list[PreferencePair]:
+    """VL-RewardBench: ``human_ranking[i] == 0`` marks the preferred response (label ``i + 1``)."""
+    records = read_records(path, split or "test")
+    ids = _unique_ids([str(r["id"]) for r in records])
+    pairs = []
+    for n, (rec, pid) in enumerate(zip(records, ids), start=1):
+        ranking = list(rec["human_ranking"])
+        if sorted(ranking) != [0, 1] or len(rec["response"]) != 2:
+            raise SchemaError(f"expected two responses ranked [0, 1] or [1, 0], got {ranking}", f"{path}:{n}", "human_ranking")
+        image = rec.get("image_path") or rec.get("image")
+        pairs.append(PreferencePair(
+            id=pid, task=Task.IMAGE_UNDERSTANDING, prompt=rec["query"], candidates=tuple(rec["response"]),
+            label=ranking.index(0) + 1, reference=_media(image, cache_dir, pid), source="vl-rewardbench",
+            meta={"item_id": str(rec["id"]), "category": vlrb_category(str(rec["id"]), "official"),
+                  "category_legacy": vlrb_category(str(rec["id"]), "legacy"),
+                  "query_source": rec.get("query_source")},
+        ))  # fmt: skip
+    return pairs
+
+
+def _genai_task(rec: dict[str, Any]) -> str:
+    if "left_output_image" in rec:
+        return "image_edition"
+    if "left_video" in rec:
+        return "video_generation"
+    return "image_generation"
+
+
+def load_genai_bench(
+    path: str, split: str | None = None, cache_dir: Path | None = None, task: str | None = None, **_: Any
+) -> list[PreferencePair]:
+    """GenAI-Bench rows (``vote_type`` = leftvote / rightvote / tievote / bothbad_vote).
+
+    Image editing pairs become image-generation pairs whose prompt is the edit instruction and whose
+    reference is the source image.
+    """
+    if task is not None and task not in GENAI_TASKS:
+        raise ValueError(f"GenAI-Bench task must be one of {GENAI_TASKS}, got {task!r}")
+    records = read_records(path, split or "test", config=task)
+    pairs = []
+    for n, rec in enumerate(records):
+        kind = task or _genai_task(rec)
+        pid = str(rec.get("idx", n))
+        vote = rec["vote_type"]
+        if kind == "image_edition":
+            cands = (rec["left_output_image"], rec["right_output_image"])
+            prompt = rec.get("instruct_prompt") or rec.get("target_prompt")
+            reference: str | None = _media(rec["source_image"], cache_dir, f"{pid}_source")
+        else:
+            key = "video" if kind == "video_generation" else "image"
+            cands = (rec[f"left_{key}"], rec[f"right_{key}"])
+            prompt, reference = rec["prompt"], None
+        pairs.append(PreferencePair(
+            id=pid, task=Task.VIDEO_GENERATION if kind == "video_generation" else Task.IMAGE_GENERATION,
+            prompt=prompt, candidates=(_media(cands[0], cache_dir, f"{pid}_left"), _media(cands[1], cache_dir, f"{pid}_right")),
+            label=normalize_label(vote, pid), reference=reference, source=f"genai-bench/{kind}",
+            meta={"vote_type": vote, "genai_task": kind},
+        ))  # fmt: skip
+    return pairs
+
+
+def _ab(value: Any) -> int:
+    """VideoGen-RewardBench labels as human signs: A -> 1, B -> -1, same -> 0."""
+    lab = normalize_label(value)
+    return {1: 1, 2: -1, "tie": 0}[lab]
+
+
+def load_videogen_rewardbench(path: str, split: str | None = None, **_: Any) -> list[PreferencePair]:
+    """VideoGen-RewardBench / VideoAlign CSV: ``path_A, path_B, prompt`` and A/B/same labels per
+    dimension (``Overall``, ``VQ``, ``MQ``, ``TA``; whichever are present). Rows repeat, so ids are
+    row numbers. The pair label is ``Overall`` when present, else the first dimension."""
+    records = read_records(path, split)
+    pairs = []
+    for n, rec in enumerate(records):
+        dims = {d: _ab(rec[d]) for d in VIDEOGEN_DIMS if rec.get(d) not in (None, "")}
+        if not dims:
+            raise SchemaError(f"no label among {VIDEOGEN_DIMS}", f"{path}:{n + 2}")
+        first = next(iter(dims.values()))
+        pairs.append(PreferencePair(
+            id=f"row{n:06d}", task=Task.VIDEO_GENERATION, prompt=rec["prompt"],
+            candidates=(str(rec["path_A"]), str(rec["path_B"])), label={1: 1, -1: 2, 0: "tie"}[first],
+            source="videogen-rewardbench", meta={"labels": dims},
+        ))  # fmt: skip
+    return pairs
+
+
+def load_sharegptvideo(path: str, split: str | None = None, **_: Any) -> list[PreferencePair]:
+    """ShareGPTVideo DPO rows ``id, video, prompt, chosen, rejected``: the chosen answer is candidate 1
+    (the runner randomises the order shown to the judge)."""
+    records = read_records(path, split)
+    return [
+        PreferencePair(
+            id=str(rec.get("id", n)), task=Task.VIDEO_UNDERSTANDING, prompt=rec["prompt"],
+            candidates=(rec["chosen"], rec["rejected"]), label=1, reference=str(rec["video"]),
+            source="sharegptvideo", meta={k: rec[k] for k in ("chosen_score", "rejected_score") if k in rec},
+        )  # fmt: skip
+        for n, rec in enumerate(records)
+    ]
+
+
+def load_pairs(path: str, **_: Any) -> list[PreferencePair]:
+    """Any file in the canonical pair schema (one JSON object per line)."""
+    return read_pairs(path)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    load: Callable[..., list[PreferencePair]]
+    # how an unparsed answer is scored unless the user chooses: "exclude" or "wrong"
+    default_unparsed: str
+    description: str
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark("vl-rewardbench", load_vl_rewardbench, "exclude", "VL-RewardBench (image understanding)"),
+        Benchmark("genai-bench", load_genai_bench, "wrong", "GenAI-Bench (image generation / editing, video generation)"),
+        Benchmark("videogen-rewardbench", load_videogen_rewardbench, "wrong", "VideoGen-RewardBench (video generation)"),
+        Benchmark("sharegptvideo", load_sharegptvideo, "wrong", "ShareGPTVideo chosen/rejected pairs (video understanding)"),
+        Benchmark("pairs", load_pairs, "wrong", "any file of canonical preference pairs"),
+    )
+}
+
+
+def get_benchmark(name: str) -> Benchmark:
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; expected one of {sorted(BENCHMARKS)}")
+    return BENCHMARKS[name]

@@ -1,0 +1,89 @@
+"""Reports: ``report.json`` (everything), ``report.md`` (a labelled table), ``report.png`` (bars).
+
+Every number carries its labels: benchmark, split, data (real or synthetic), judge, protocol,
+tie convention and category mapping; a number read without them is easy to misquote.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+_PERCENT_KEYS = ("overall", "macro", "accuracy", "tau", "diff", "accuracy_without_ties", "accuracy_with_ties")
+
+
+def headline(results: dict[str, Any], prefix: str = "") -> list[tuple[str, float]]:
+    """Flatten the percent-valued numbers of a result tree into ``(name, value)`` rows.
+
+    >>> headline({"official": {"overall": 50.0, "categories": {"general": {"n": 3, "accuracy": 40.0}}}, "n": 3})
+    [('official/overall', 50.0), ('official/general', 40.0)]
+    """
+    rows: list[tuple[str, float]] = []
+    for key, value in results.items():
+        if isinstance(value, dict):
+            sub = prefix if key == "categories" else f"{prefix}{key}/"
+            rows += headline(value, sub)
+        elif key in _PERCENT_KEYS and isinstance(value, (int, float)):
+            rows.append((prefix.rstrip("/") if key == "accuracy" and prefix else f"{prefix}{key}", float(value)))
+    return rows
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    labels = report["labels"]
+    lines = [
+        f"# {labels['benchmark']} — {labels['judge']}",
+        "",
+        "| label | value |",
+        "| --- | --- |",
+        *[f"| {k} | {v} |" for k, v in labels.items()],
+        f"| pairs / judgments | {report['n_pairs']} / {report['n_judgments']} |",
+        "",
+        "| metric (%) | value | benchmark | split | data | judge | tie convention | category mapping |",
+        "| --- | ---: | --- | --- | --- | --- | --- | --- |",
+    ]
+    mapping_text = {"official": "official (POVID = hallucination)", "legacy": "legacy (POVID = general)"}
+    for name, value in headline(report["results"]):
+        mapping = mapping_text.get(name.split("/")[0], labels["category_mapping"])
+        lines.append(
+            f"| {name} | {value:.2f} | {labels['benchmark']} | {labels['split']} | {labels['data']} | "
+            f"{labels['judge']} | {labels['tie_convention']} | {mapping} |"
+        )
+    if "swap_consistency" in report:
+        s = report["swap_consistency"]
+        lines += ["", f"Swap consistency: {s['percent']}% ({s['consistent']}/{s['pairs']} pairs agree in both orders)."]
+    if report.get("error_rows"):
+        lines += ["", f"Error rows (media missing or unreadable): {report['error_rows']}."]
+    return "\n".join(lines) + "\n"
+
+
+def render_chart(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = headline(report["results"])
+    labels = report["labels"]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rows) + 1.5), 3.6))
+    ax.bar([r[0] for r in rows], [r[1] for r in rows], color="#4C72B0")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("%")
+    ax.set_title(f"{labels['benchmark']} ({labels['split']}, {labels['data']} data) — {labels['judge']}", fontsize=9)
+    ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    for i, (_, v) in enumerate(rows):
+        ax.text(i, v + 1, f"{v:.1f}", ha="center", fontsize=7)
+    fig.text(0.01, 0.01, f"ties: {labels['tie_convention']}"[:160], fontsize=5)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "md": out / "report.md", "png": out / "report.png"}
+    paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    paths["md"].write_text(render_markdown(report), encoding="utf-8")
+    render_chart(report, paths["png"])
+    return paths

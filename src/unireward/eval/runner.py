@@ -1,0 +1,342 @@
+"""The one evaluation runner: load a benchmark, judge every pair (resumably), score, report.
+
+Predictions are appended to ``predictions.jsonl`` one judgment at a time, keyed by
+``pair id | sample | orientation``; a rerun with the same settings skips keys already there, so
+an interrupted run continues where it stopped. ``run.json`` records the settings that produced the
+predictions and a rerun with different ones is refused instead of silently mixing them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unireward.data.schema import PreferencePair
+from unireward.eval.baselines import build_judge
+from unireward.eval.benchmarks import get_benchmark
+from unireward.eval.protocols import PROTOCOLS, Verdict, from_judgment, winner_to_genai_vote
+from unireward.judge.base import BaseJudge
+from unireward.media import resolve
+from unireward.metrics import (
+    VLRB_MAPPINGS,
+    accuracy_with_ties,
+    accuracy_with_ties_videoalign,
+    accuracy_without_ties,
+    category_accuracy,
+    genai_bench_scores,
+    majority_vote,
+)
+from unireward.protocol import Judgment
+
+log = logging.getLogger(__name__)
+
+ORDERS = ("as-is", "random", "both")
+_FLIP_VOTE = {"[[A>B]]": "[[B>A]]", "[[B>A]]": "[[A>B]]", "[[A>>B]]": "[[B>>A]]", "[[B>>A]]": "[[A>>B]]"}
+
+
+@dataclass
+class EvalConfig:
+    """Everything that determines a run's numbers (and is written into every report)."""
+
+    benchmark: str
+    data: str
+    out_dir: str
+    judge: str = "baseline:random"
+    media_root: str | None = None
+    split: str | None = None
+    task: str | None = None  # GenAI-Bench config
+    protocol: str = "answer"
+    order: str = "random"  # candidate order shown to the judge
+    seed: int = 0
+    samples: int = 1  # judgments per pair and orientation (majority vote on VL-RewardBench)
+    unparsed: str | None = None  # "exclude" | "wrong"; None = the benchmark's official choice
+    official_compat: bool = False  # VideoGen-RewardBench: VideoAlign's w/-ties loop instead of the exact one
+    margin: str = "verdict"  # VideoGen-RewardBench margin: "verdict" (±1) or "totals" (score difference)
+    batch_size: int = 8
+    limit: int | None = None
+    data_kind: str = "real"  # "real" or "synthetic": printed beside every number
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        get_benchmark(self.benchmark)
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        if self.unparsed is None:
+            self.unparsed = get_benchmark(self.benchmark).default_unparsed
+        if self.unparsed not in ("exclude", "wrong"):
+            raise ValueError(f"unparsed must be 'exclude' or 'wrong', got {self.unparsed!r}")
+        if self.margin not in ("verdict", "totals"):
+            raise ValueError(f"margin must be 'verdict' or 'totals', got {self.margin!r}")
+        if self.samples < 1 or self.batch_size < 1:
+            raise ValueError("samples and batch_size must be at least 1")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be positive")
+        if self.data_kind not in ("real", "synthetic"):
+            raise ValueError(f"data_kind must be 'real' or 'synthetic', got {self.data_kind!r}")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Settings that change the predictions (not how they are scored)."""
+        keys = ("benchmark", "data", "judge", "split", "task", "protocol", "order", "seed", "samples")
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass(frozen=True)
+class _Item:
+    key: str
+    pair: PreferencePair
+    sample: int
+    swapped: bool
+
+    def presented(self) -> PreferencePair:
+        p = self.pair.swapped() if self.swapped else self.pair
+        return dataclasses.replace(p, id=self.key)
+
+
+def plan(pairs: list[PreferencePair], order: str, samples: int, seed: int) -> list[_Item]:
+    """What the judge is asked, in order. ``random`` flips a seeded coin per pair and sample."""
+    items = []
+    for p in pairs:
+        for s in range(samples):
+            if order == "both":
+                flips = [False, True]
+            elif order == "random":
+                flips = [random.Random(f"{seed}\x00{p.id}\x00{s}").random() < 0.5]
+            else:
+                flips = [False]
+            items += [_Item(f"{p.id}|{s}|{'swap' if f else 'orig'}", p, s, f) for f in flips]
+    return items
+
+
+def _missing_media(pair: PreferencePair, root: str | None) -> str | None:
+    for path in pair.media_paths():
+        full = resolve(path, root)
+        if "://" not in full and not os.path.exists(full):
+            return f"missing media file: {path}"
+    return None
+
+
+def _record(item: _Item, judgment: Judgment | None, protocol: str, judge_name: str, error: str | None) -> dict[str, Any]:
+    verdict = Verdict(None, None) if judgment is None else from_judgment(judgment, protocol)
+    winner, vote = verdict.winner, verdict.vote
+    totals = judgment.totals if judgment is not None and judgment.totals else None
+    if item.swapped:  # report everything in the pair's own orientation
+        winner = {1: 2, 2: 1}.get(winner, winner)  # type: ignore[arg-type]
+        vote = _FLIP_VOTE.get(vote, vote) if vote else vote
+        totals = {1: totals[2], 2: totals[1]} if totals else None
+    if protocol != "genai-bench":
+        vote = winner_to_genai_vote(winner) if item.pair.source.startswith("genai-bench") else vote
+    return {
+        "key": item.key, "id": item.pair.id, "sample": item.sample, "swapped": item.swapped,
+        "winner": winner, "vote": vote, "totals": {str(k): v for k, v in totals.items()} if totals else None,
+        "status": "error" if error else (judgment.status if judgment is not None else "error"),
+        "reason": error or (judgment.reason if judgment is not None else ""),
+        "text": judgment.text if judgment is not None else "", "judge": judge_name,
+    }  # fmt: skip
+
+
+def _read_predictions(path: Path) -> dict[str, dict[str, Any]]:
+    done: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return done
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by an interrupted run: judge it again
+                continue
+            done[rec["key"]] = rec
+    return done
+
+
+def predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge) -> list[dict[str, Any]]:
+    """Judge every planned item not already in ``predictions.jsonl``; return all records in plan order."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run_file, pred_file = out / "run.json", out / "predictions.jsonl"
+    fingerprint = {**cfg.fingerprint(), "judge_name": judge.name}
+    if run_file.exists():
+        before = json.loads(run_file.read_text())
+        if before != fingerprint:
+            changed = sorted(k for k in set(before) | set(fingerprint) if before.get(k) != fingerprint.get(k))
+            raise ValueError(f"{out} holds predictions made with other settings ({', '.join(changed)}); use another output directory")
+    else:
+        run_file.write_text(json.dumps(fingerprint, indent=2) + "\n")
+    done = _read_predictions(pred_file)
+    items = plan(pairs, cfg.order, cfg.samples, cfg.seed)
+    todo = [it for it in items if it.key not in done]
+    if done and todo:
+        log.info("resuming: %d of %d judgments already done", len(items) - len(todo), len(items))
+    needs_media = getattr(judge, "needs_media", True)
+    with open(pred_file, "a", encoding="utf-8") as f:
+        for start in range(0, len(todo), cfg.batch_size):
+            batch = todo[start : start + cfg.batch_size]
+            errors = {it.key: _missing_media(it.pair, cfg.media_root) if needs_media else None for it in batch}
+            ready = [it for it in batch if errors[it.key] is None]
+            judgments = judge.compare_batch([it.presented() for it in ready], cfg.media_root) if ready else []
+            if len(judgments) != len(ready):
+                raise RuntimeError(f"judge {judge.name} returned {len(judgments)} judgments for {len(ready)} pairs")
+            by_key = dict(zip((it.key for it in ready), judgments))
+            for it in batch:
+                rec = _record(it, by_key.get(it.key), cfg.protocol, judge.name, errors[it.key])
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                done[it.key] = rec
+            f.flush()
+    return [done[it.key] for it in items]
+
+
+# --- scoring -------------------------------------------------------------------------------------
+
+
+def _round(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)
+
+
+def _swap_consistency(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    groups: dict[tuple[str, int], dict[bool, Any]] = defaultdict(dict)
+    for r in records:
+        groups[(r["id"], r["sample"])][r["swapped"]] = r["winner"]
+    both = [g for g in groups.values() if len(g) == 2]
+    if not both:
+        return None
+    consistent = sum(g[False] is not None and g[False] == g[True] for g in both)
+    return {"pairs": len(both), "consistent": consistent, "percent": _round(100.0 * consistent / len(both))}
+
+
+def _score_vlrb(cfg: EvalConfig, pairs: list[PreferencePair], by_id: dict[str, list[dict]]) -> dict[str, Any]:
+    correct: list[bool | None] = []
+    for p in pairs:
+        w = majority_vote(r["winner"] for r in by_id[p.id] if r["winner"] in (1, 2))
+        correct.append(None if w is None else w == p.label)
+    out: dict[str, Any] = {}
+    for mapping in VLRB_MAPPINGS:
+        key = "category" if mapping == "official" else "category_legacy"
+        r = category_accuracy([p.meta[key] for p in pairs], correct, cfg.unparsed == "exclude")
+        out[mapping] = {
+            "overall": _round(r["overall"]), "macro": _round(r["macro"]),
+            "categories": {c: {"n": v["n"], "accuracy": _round(v["accuracy"])} for c, v in r["categories"].items()},
+        }  # fmt: skip
+    out["unparsed_pairs"] = sum(c is None for c in correct)
+    return out
+
+
+def _score_genai(cfg: EvalConfig, pairs: list[PreferencePair], by_id: dict[str, list[dict]]) -> dict[str, Any]:
+    votes, human = [], []
+    for p in pairs:
+        for r in by_id[p.id]:  # every sample and orientation is one trial
+            votes.append(r["vote"])
+            human.append(p.meta["vote_type"])
+    s = genai_bench_scores(votes, human)
+    return {k: _round(v) if isinstance(v, float) else v for k, v in s.items()}
+
+
+def _margin(records: list[dict[str, Any]], kind: str) -> float:
+    vals = []
+    for r in records:
+        if kind == "totals" and r.get("totals"):
+            vals.append(float(r["totals"]["1"]) - float(r["totals"]["2"]))
+        else:
+            vals.append({1: 1.0, 2: -1.0}.get(r["winner"], 0.0))  # tie or unparsed: no preference
+    return sum(vals) / len(vals)
+
+
+def _score_videogen(cfg: EvalConfig, pairs: list[PreferencePair], by_id: dict[str, list[dict]]) -> dict[str, Any]:
+    margins = [_margin(by_id[p.id], cfg.margin) for p in pairs]
+    with_ties = accuracy_with_ties_videoalign if cfg.official_compat else accuracy_with_ties
+    out: dict[str, Any] = {}
+    dims = [d for d in ("Overall", "VQ", "MQ", "TA") if any(d in p.meta["labels"] for p in pairs)]
+    for d in dims:
+        idx = [i for i, p in enumerate(pairs) if d in p.meta["labels"]]
+        h = [pairs[i].meta["labels"][d] for i in idx]
+        m = [margins[i] for i in idx]
+        acc, eps = with_ties(h, m)
+        out[d] = {"n": len(idx), "human_ties": sum(x == 0 for x in h), "accuracy_without_ties": _round(100 * accuracy_without_ties(h, m)),
+                  "accuracy_with_ties": _round(100 * acc), "epsilon": _round(eps)}  # fmt: skip
+    out["unparsed_judgments"] = sum(r["winner"] is None for p in pairs for r in by_id[p.id])
+    return out
+
+
+def _score_pairs(cfg: EvalConfig, pairs: list[PreferencePair], by_id: dict[str, list[dict]]) -> dict[str, Any]:
+    hits = total = unparsed = 0
+    for p in pairs:
+        if p.label == "tie":
+            continue
+        for r in by_id[p.id]:
+            if r["winner"] not in (1, 2):
+                unparsed += 1
+                if cfg.unparsed == "exclude":
+                    continue
+            total += 1
+            hits += r["winner"] == p.label
+    return {"accuracy": _round(100.0 * hits / total) if total else None, "n": total, "unparsed": unparsed}
+
+
+_SCORERS = {"vl-rewardbench": _score_vlrb, "genai-bench": _score_genai, "videogen-rewardbench": _score_videogen,
+            "sharegptvideo": _score_pairs, "pairs": _score_pairs}  # fmt: skip
+
+
+def conventions(cfg: EvalConfig) -> dict[str, str]:
+    """How each number is defined, in words, for the report labels."""
+    unparsed = "unparsed answers excluded" if cfg.unparsed == "exclude" else "unparsed answers count as wrong"
+    if cfg.benchmark == "vl-rewardbench":
+        ties = f"no ties in labels; {unparsed}; majority vote over {cfg.samples} sample(s) x orientations"
+        mapping = "official (POVID = hallucination) and legacy (POVID = general)"
+    elif cfg.benchmark == "genai-bench":
+        ties = ("accuracy: official 4-way ([[A=B]] right for both tie votes), all pairs; tau: 3-way, tie votes one class; "
+                "diff: left/right votes only; unparsed = wrong")  # fmt: skip
+        mapping = "n/a"
+    elif cfg.benchmark == "videogen-rewardbench":
+        loop = "VideoAlign's loop (official-compat)" if cfg.official_compat else "exact threshold sweep incl. no model ties"
+        ties = f"w/o ties: human ties dropped, margin 0 = wrong; w/ ties: {loop}; margin = {cfg.margin}; unparsed = margin 0"
+        mapping = "n/a"
+    else:
+        ties = f"human ties dropped; {unparsed}; mean over judgments"
+        mapping = "n/a"
+    return {"tie_convention": ties, "category_mapping": mapping}
+
+
+def score(cfg: EvalConfig, pairs: list[PreferencePair], records: list[dict[str, Any]], judge_name: str) -> dict[str, Any]:
+    by_id: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_id[r["id"]].append(r)
+    results = _SCORERS[cfg.benchmark](cfg, pairs, by_id)
+    labels = {
+        "benchmark": cfg.benchmark, "split": cfg.split or "test", "task": cfg.task, "data": cfg.data_kind,
+        "source": Path(cfg.data).name, "judge": judge_name, "protocol": cfg.protocol, "order": cfg.order,
+        "seed": cfg.seed, "samples": cfg.samples, "unparsed": cfg.unparsed, **conventions(cfg),
+    }  # fmt: skip
+    report: dict[str, Any] = {"labels": labels, "results": results, "n_pairs": len(pairs), "n_judgments": len(records)}
+    swap = _swap_consistency(records)
+    if swap is not None:
+        report["swap_consistency"] = swap
+    errors = sum(r["status"] == "error" for r in records)
+    if errors:
+        report["error_rows"] = errors
+    return report
+
+
+def run_eval(cfg: EvalConfig, judge: BaseJudge | None = None) -> dict[str, Any]:
+    """Load, judge (resuming), score and write ``report.json``, ``report.md`` and ``report.png``."""
+    from unireward.eval.report import write_report
+
+    bench = get_benchmark(cfg.benchmark)
+    out = Path(cfg.out_dir)
+    pairs = bench.load(cfg.data, split=cfg.split, cache_dir=out / "media", task=cfg.task)
+    if cfg.limit is not None:
+        pairs = pairs[: cfg.limit]
+    if not pairs:
+        raise ValueError(f"{cfg.data}: no pairs to evaluate")
+    judge = judge or build_judge(cfg.judge, cfg.seed)
+    records = predict(cfg, pairs, judge)
+    report = score(cfg, pairs, records, judge.name)
+    write_report(report, out)
+    return report

@@ -20,8 +20,19 @@ _COMMAND_MODULES = (
 )
 
 
+class UsageError(Exception):
+    """A command line argparse rejects (unknown command, missing argument, bad choice)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints usage and exits 2 by itself; raise instead so main() reports it as one JSON
+    # line like every other user error (sub-parsers inherit this class).
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unireward", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="unireward", description="Unified multimodal chain-of-thought reward model: judge, train, evaluate, serve.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _COMMAND_MODULES:
@@ -32,7 +43,37 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    _register_media_info(sub)
     return parser
+
+
+def _register_media_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("media-info", help="load images/videos under the vision budget and print what a model would see")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--frames", type=int, default=8, help="frames sampled per video")
+    p.add_argument("--fps", type=float, default=None, help="sample at this rate instead (capped at --frames)")
+    p.add_argument("--max-pixels", type=int, default=147456)
+    p.add_argument("--min-pixels", type=int, default=3136)
+    p.add_argument("--max-total-pixels", type=int, default=None, help="shared by all the given files")
+    p.set_defaults(func=_media_info)
+
+
+def _media_info(args: argparse.Namespace) -> int:
+    from unireward.media import VisionBudget, is_video_path, load_image, load_video
+
+    budget = VisionBudget(
+        min_pixels=args.min_pixels, max_pixels=args.max_pixels, frames=args.frames, fps=args.fps,
+        max_total_pixels=args.max_total_pixels,
+    )  # fmt: skip
+    n = len(args.paths)
+    for path in args.paths:
+        if is_video_path(path):
+            frames = load_video(path, budget, n_videos=n)
+        else:
+            frames = [load_image(path, budget, n_images=n)]
+        sizes = sorted({f.size for f in frames})
+        print(json.dumps({"path": path, "frames": len(frames), "sizes": [list(x) for x in sizes]}))
+    return 0
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -40,21 +81,29 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from unireward.media import MediaError
     from unireward.models.family import ModelLoadError
 
-    return (MediaError, ModelLoadError, SchemaError, FileNotFoundError, ValueError, KeyError)
+    # OSError: missing, unreadable or unwritable files and folders the user named.
+    return (MediaError, ModelLoadError, SchemaError, OSError, ValueError, KeyError)
+
+
+def _report(e: BaseException) -> int:
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    print(json.dumps({"error": type(e).__name__, "message": msg}), file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        return _report(e)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         rc = args.func(args)
     except _user_errors() as e:
         if args.verbose:
             raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(json.dumps({"error": type(e).__name__, "message": msg}), file=sys.stderr)
-        return 2
+        return _report(e)
     except KeyboardInterrupt:
         return 130
     return int(rc or 0)

@@ -92,6 +92,12 @@ def fit_size(width: int, height: int, min_pixels: int, max_pixels: int, factor: 
     (504, 280)
     >>> fit_size(10, 10, 3136, 147456)
     (56, 56)
+
+    ``max_pixels`` wins over ``min_pixels`` and the aspect ratio: an extreme panorama is squeezed
+    rather than allowed over the budget.
+
+    >>> w, h = fit_size(100_000, 10, 3136, 147456); (w * h <= 147456, w % 28, h % 28)
+    (True, 0, 0)
     """
     if width <= 0 or height <= 0:
         raise ValueError("empty image")
@@ -105,6 +111,13 @@ def fit_size(width: int, height: int, min_pixels: int, max_pixels: int, factor: 
         beta = math.sqrt(min_pixels / (height * width))
         h = math.ceil(height * beta / factor) * factor
         w = math.ceil(width * beta / factor) * factor
+    # Rounding to factor multiples (at least one factor per side) can still overshoot for extreme
+    # aspect ratios or min_pixels close to max_pixels: trim the longer side until within budget.
+    while w * h > max_pixels and max(w, h) > factor:
+        if w >= h:
+            w = max(factor, min(w - factor, max_pixels // h // factor * factor))
+        else:
+            h = max(factor, min(h - factor, max_pixels // w // factor * factor))
     return w, h
 
 
@@ -199,8 +212,7 @@ def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = Non
         if not frames:
             raise MediaError(path, "frame directory holds no images")
         chosen = [frames[i] for i in sample_indices(len(frames), budget.frames)]
-        per = budget.per_image_max(len(chosen) * n_videos)
-        return [_resize(load_image(f, budget), budget, per) for f in chosen]
+        return [load_image(f, budget, n_images=len(chosen) * n_videos) for f in chosen]
     _check_file(path, budget)
     try:
         container = av.open(str(path))
@@ -219,28 +231,50 @@ def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = Non
         if declared > budget.max_video_frames:
             raise MediaError(path, f"video declares {declared} frames, above max_video_frames")
         native_fps = float(stream.average_rate or 0) or 25.0
-        # Decode everything once (short clips are the norm), keep only the frames we need.
-        decoded: list[Any] = []
+        # Count the frames from the packets (cheap, no decoding), choose the indices, then decode
+        # once keeping only the chosen frames: memory stays at `frames` images whatever the length.
         try:
-            for frame in container.decode(stream):
-                decoded.append(frame)
-                if len(decoded) > budget.max_video_frames:
-                    raise MediaError(path, "too many frames")
+            total = 0
+            for packet in container.demux(stream):
+                if packet.size:
+                    total += 1
+                    if total > budget.max_video_frames:
+                        raise MediaError(path, f"more than max_video_frames={budget.max_video_frames} frames")
         except MediaError:
             raise
         except Exception as e:
-            raise MediaError(path, f"corrupt video data after {len(decoded)} frames ({type(e).__name__}: {e})") from None
-        total = len(decoded)
+            raise MediaError(path, f"corrupt video container ({type(e).__name__}: {e})") from None
         if total == 0:
-            raise MediaError(path, "no decodable frames")
+            raise MediaError(path, "no video frames")
         if declared and total < declared - max(2, declared // 20):
-            raise MediaError(path, f"truncated: header declares {declared} frames, only {total} decode")
+            raise MediaError(path, f"truncated: header declares {declared} frames, only {total} present")
         if budget.fps is not None:
             idx = _fps_indices(total, native_fps, budget.fps, budget.frames)
         else:
             idx = sample_indices(total, budget.frames)
         per = budget.per_image_max(len(idx) * n_videos)
-        return [_resize(decoded[i].to_image().convert("RGB"), budget, per) for i in idx]
+        wanted = set(idx)
+        kept: dict[int, Image.Image] = {}
+        decoded = 0
+        last: Any = None
+        try:
+            container.seek(0, stream=stream)
+            for frame in container.decode(stream):
+                if decoded in wanted:
+                    kept[decoded] = _resize(frame.to_image().convert("RGB"), budget, per)
+                last = frame
+                decoded += 1
+                if decoded >= total:
+                    break
+        except Exception as e:
+            raise MediaError(path, f"corrupt video data after {decoded} frames ({type(e).__name__}: {e})") from None
+        if decoded == 0:
+            raise MediaError(path, "no decodable frames")
+        if decoded < total - max(2, total // 20):
+            raise MediaError(path, f"corrupt: {total} frames stored, only {decoded} decode")
+        # A decoder may return a frame or two fewer than the packets; reuse the last one.
+        tail = _resize(last.to_image().convert("RGB"), budget, per) if len(kept) < len(idx) else None
+        return [kept.get(i, tail) for i in idx]  # type: ignore[misc]
     finally:
         container.close()
 

@@ -12,12 +12,15 @@ reward hacks those two leave open.
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from unireward.protocol.parser import parse_judgment
 from unireward.protocol.tasks import Task, answer_label
+
+_VERDICT_NOUN = re.compile(r"\b(Image|Video|Answer) [12] is better\b")
 
 _OFFICIAL_FORMAT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 _FIRST_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -42,14 +45,17 @@ def completion_text(completion: Any) -> str:
             if isinstance(content, str):
                 parts.append(content)
             elif isinstance(content, Sequence):
-                parts.extend(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+                parts.extend(p.get("text") or "" for p in content if isinstance(p, dict) and p.get("type") == "text")
         return "".join(parts)
     return "" if completion is None else str(completion)
 
 
 def _label_text(label: Any, task: Any) -> str:
-    if isinstance(label, (int, float)) and not isinstance(label, bool) and task is not None:
-        return answer_label(Task.parse(task), int(label))
+    """The expected verdict string: the label itself, or built from 1/2 and the task."""
+    if isinstance(label, numbers.Number) and not isinstance(label, bool):
+        if task is None:
+            raise ValueError(f"label {label!r} is a candidate number; pass a 'task' column too, or verdict strings")
+        return answer_label(Task.parse(task), int(label))  # type: ignore[call-overload]
     return str(label).strip()
 
 
@@ -96,15 +102,14 @@ def accuracy_reward(completions: list[Any], label: list[Any] | None = None, **kw
     return out
 
 
-def _task_of(task: Any, label: Any) -> Task:
+def _task_of(task: Any, label: Any, text: str = "") -> Task:
+    """The task whose verdict strings apply: the ``task`` column, else the noun of the label, else
+    the noun of the first verdict in the completion (so understanding outputs need no column)."""
     if task is not None:
         return Task.parse(task)
-    text = str(label or "")
-    if text.startswith("Video"):
-        return Task.VIDEO_GENERATION
-    if text.startswith("Answer"):
-        return Task.IMAGE_UNDERSTANDING
-    return Task.IMAGE_GENERATION
+    m = _VERDICT_NOUN.search(label if isinstance(label, str) else "") or _VERDICT_NOUN.search(text)
+    noun = m.group(1) if m else "Image"
+    return {"Image": Task.IMAGE_GENERATION, "Video": Task.VIDEO_GENERATION, "Answer": Task.IMAGE_UNDERSTANDING}[noun]
 
 
 def strict_format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
@@ -117,9 +122,10 @@ def strict_format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     """
     n = len(completions)
     tasks, labels = _column(kwargs, "task", n), _column(kwargs, "label", n)
+    texts = [completion_text(c) for c in completions]
     return [
-        1.0 if parse_judgment(completion_text(c), _task_of(t, lab), strict=True).ok else 0.0
-        for c, t, lab in zip(completions, tasks, labels, strict=True)
+        1.0 if parse_judgment(x, _task_of(t, lab, x), strict=True).ok else 0.0
+        for x, t, lab in zip(texts, tasks, labels, strict=True)
     ]
 
 
@@ -133,9 +139,10 @@ def consistency_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     """
     n = len(completions)
     tasks, labels = _column(kwargs, "task", n), _column(kwargs, "label", n)
+    texts = [completion_text(c) for c in completions]
     return [
-        1.0 if parse_judgment(completion_text(c), _task_of(t, lab)).totals_consistent else 0.0
-        for c, t, lab in zip(completions, tasks, labels, strict=True)
+        1.0 if parse_judgment(x, _task_of(t, lab, x)).totals_consistent else 0.0
+        for x, t, lab in zip(texts, tasks, labels, strict=True)
     ]
 
 
@@ -164,9 +171,14 @@ def compute_score(
 ) -> dict[str, float]:
     """verl / EasyR1 custom-reward entry point: ``{"score", "format", "accuracy"}`` (score = sum, 0-2).
 
+    ``ground_truth`` is the verdict string, or 1/2 with ``extra_info["task"]``.
+
     >>> compute_score("unireward", "<think>x</think><answer>Answer 2 is better</answer>", "Answer 2 is better")
     {'score': 2.0, 'format': 1.0, 'accuracy': 1.0}
+    >>> compute_score("unireward", "<think>x</think><answer>Video 1 is better</answer>", 1, {"task": "video_generation"})
+    {'score': 2.0, 'format': 1.0, 'accuracy': 1.0}
     """
+    task = (extra_info or {}).get("task")
     fmt = format_reward([solution_str])[0]
-    acc = accuracy_reward([solution_str], label=[ground_truth])[0]
+    acc = accuracy_reward([solution_str], label=[ground_truth], task=[task])[0]
     return {"score": fmt + acc, "format": fmt, "accuracy": acc}

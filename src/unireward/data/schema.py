@@ -32,7 +32,7 @@ class SchemaError(ValueError):
         if field is not None:
             where.append(f"field {field!r}")
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
-        self.row, self.field = row, field
+        self.message, self.row, self.field = message, row, field
 
 
 def _check_media(value: Any, fld: str, row: Any) -> MediaRef:
@@ -106,6 +106,8 @@ class PreferencePair:
                 raise SchemaError(f"{self.task.value} needs the reference image or video", row, "reference")
             self.reference = _check_media(self.reference, "reference", row)
         self.label = normalize_label(self.label, row)
+        if not isinstance(self.source, str):
+            raise SchemaError(f"source must be a string, got {type(self.source).__name__}", row, "source")
         if not isinstance(self.meta, dict):
             raise SchemaError("meta must be an object", row, "meta")
 
@@ -152,13 +154,13 @@ class PreferencePair:
             raise SchemaError(f"unknown field(s) {unknown}", row, unknown[0])
         try:
             return cls(
-                id=str(d["id"]) if isinstance(d["id"], (int, str)) else d["id"], task=d["task"],
+                id=str(d["id"]) if isinstance(d["id"], (int, str)) and not isinstance(d["id"], bool) else d["id"], task=d["task"],
                 prompt=d["prompt"], candidates=d["candidates"], label=d["label"],
                 reference=d.get("reference"), source=d.get("source") or "", meta=d.get("meta") or {},
             )  # fmt: skip
         except SchemaError as e:
             if e.row is None or row is not None:
-                raise SchemaError(str(e).split(": ", 1)[-1], row, e.field) from None
+                raise SchemaError(e.message, row, e.field) from None
             raise
 
 
@@ -167,7 +169,7 @@ def iter_pairs(path: str | os.PathLike[str], errors: str = "raise") -> Iterator[
 
     ``errors="raise"`` stops at the first bad row; ``"yield"`` yields the :class:`SchemaError` in its place.
     """
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # tolerate a byte-order mark
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue

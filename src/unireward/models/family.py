@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ class ModelFamily(ABC):
         try:
             processor = AutoProcessor.from_pretrained(model_id, padding_side="left")
             model = self.model_class().from_pretrained(model_id, dtype=dtype, **kwargs)
-        except OSError as e:
+        except (OSError, ValueError) as e:  # hub errors are OSErrors; a malformed id is a ValueError
             raise ModelLoadError(_unreachable_message(model_id, e)) from None
         if device:
             model.to(device)
@@ -76,9 +77,22 @@ class ModelFamily(ABC):
         return model, processor
 
 
+def _looks_like_path(model_id: str) -> bool:
+    return (
+        os.path.isabs(model_id)
+        or model_id.startswith((".", "~"))
+        or model_id.count("/") > 1
+        or os.sep in model_id.replace("/", "")
+    )
+
+
 def _unreachable_message(model_id: str, err: Exception) -> str:
     if Path(model_id).exists():
         return f"cannot load model from folder {model_id!r}: {err}"
+    if _looks_like_path(model_id):
+        return f"model folder {model_id!r} does not exist"
+    if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", model_id):
+        return f"{model_id!r} is neither a local folder nor a Hugging Face model id (owner/name)"
     offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
     hint = (
         "HF_HUB_OFFLINE=1 is set, so only the local cache is searched"
@@ -87,7 +101,7 @@ def _unreachable_message(model_id: str, err: Exception) -> str:
     )
     return (
         f"cannot load {model_id!r}: {hint}. Download it on a machine with a network "
-        f"(`huggingface-cli download {model_id}`) and pass the local folder, or build a tiny "
+        f"(`hf download {model_id}`) and pass the local folder, or build a tiny "
         f"offline model with `unireward tiny-model DIR`."
     )
 
@@ -112,17 +126,23 @@ def detect_family(model_id: str) -> ModelFamily:
     """The family of a checkpoint, from its ``config.json`` ``model_type``."""
     config_path = Path(model_id) / "config.json"
     if config_path.is_file():
-        model_type = json.loads(config_path.read_text()).get("model_type", "")
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"cannot read {config_path}: {e}") from None
+        model_type = config.get("model_type", "") if isinstance(config, dict) else ""
     else:
         from transformers import AutoConfig
 
         try:
             model_type = AutoConfig.from_pretrained(model_id).model_type
-        except OSError as e:
+        except (OSError, ValueError) as e:
             raise ModelLoadError(_unreachable_message(model_id, e)) from None
     for fam in _FAMILIES.values():
         if model_type in fam.model_types:
             return fam
+    if not model_type:
+        raise ModelLoadError(f"{model_id!r} has no model_type in its config.json")
     raise ModelLoadError(
         f"{model_id!r} is a {model_type!r} model, which unireward does not support; "
         f"supported families: {sorted(_FAMILIES)}"

@@ -25,13 +25,18 @@ Status = Literal["ok", "invalid", "truncated"]
 
 _THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-_STRICT_RE = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
+# No leading whitespace: the official format reward is anchored at the very start, and a strict
+# output must also pass it (strict_format_reward <= format_reward).
+_STRICT_RE = re.compile(r"<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
 _NUM = r"(\d{1,3}(?:\.\d+)?)"
-_DIM_SCORE_RE = re.compile(r"(Image|Video|Answer)\s*([12])\s*\(\s*" + _NUM + r"\s*/\s*10\s*\)")
+# "Image 1 (9/10)" (the official examples) or "Image 1: 9/10" (the wording of the official instructions)
+_DIM_SCORE_RE = re.compile(
+    r"(Image|Video|Answer)\s*([12])\s*(?:\(\s*" + _NUM + r"\s*/\s*10\s*\)|:\s*" + _NUM + r"\s*/\s*10\b)"
+)
 _POINT_DIM_RE = re.compile(r"\(\s*" + _NUM + r"\s*/\s*10\s*\)")
-_TOTAL_RE = re.compile(r"(Image|Video|Answer)\s*([12])\s*:\s*([0-9.+\s]*=\s*)?" + _NUM + r"\s*$", re.MULTILINE)
+_TOTAL_RE = re.compile(r"(Image|Video|Answer)\s*([12])\s*:\s*([0-9.+\s]*=\s*)?" + _NUM + r"\s*[.,;]?\s*$", re.MULTILINE)
 _POINT_ANSWER_RE = re.compile(r"^(?:overall\s+score\s*:\s*)?" + _NUM + r"(?:\s*/\s*10)?$", re.IGNORECASE)
-_FIRST_NUM_RE = re.compile(_NUM)
+_FIRST_NUM_RE = re.compile(r"(?<![\d.])(-?)" + _NUM)
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 
 
@@ -84,9 +89,9 @@ def _dimensions(think: str, noun: str, pointwise: bool) -> list[DimensionScore]:
                 out.append(DimensionScore(name, {1: float(found[-1])}))
             continue
         scores: dict[int, float] = {}
-        for kind, idx, val in _DIM_SCORE_RE.findall(line):
+        for kind, idx, paren, colon in _DIM_SCORE_RE.findall(line):
             if kind == noun:
-                scores.setdefault(int(idx), float(val))
+                scores.setdefault(int(idx), float(paren or colon))
         if scores:
             out.append(DimensionScore(name, scores))
     return out
@@ -111,9 +116,13 @@ def _pointwise_score(answer: str, strict: bool) -> float | None:
         if strict:
             return None
         m = _FIRST_NUM_RE.search(answer)
-        if m is None:
+        if m is None or m.group(1):  # a negative number is out of range, not its absolute value
             return None
-    value = float(m.group(1))
+        return _in_range(float(m.group(2)))
+    return _in_range(float(m.group(1)))
+
+
+def _in_range(value: float) -> float | None:
     return value if 1.0 <= value <= 10.0 else None
 
 

@@ -161,6 +161,11 @@ def render_messages(
     ['image', 'image', 'text']
     """
     task = Task.parse(task)
+    fam_mode = get_family(family, mode).mode
+    need = 2 if task.is_generation and fam_mode is Mode.PAIRWISE else 1
+    if len(media) != need:
+        what = "candidate" if task.is_generation else "reference"
+        raise ValueError(f"{task.value} ({fam_mode.value}) needs {need} {what} media item(s), got {len(media)}")
     kind = "video" if task.is_video else "image"
     parts: list[dict[str, Any]] = []
     for item in media:

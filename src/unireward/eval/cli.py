@@ -1,0 +1,96 @@
+"""``unireward eval BENCH --judge J ...`` and ``unireward eval replay ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from typing import Any
+
+from unireward.eval.benchmarks import BENCHMARKS, GENAI_TASKS
+from unireward.eval.protocols import PROTOCOLS
+from unireward.eval.runner import ORDERS, EvalConfig, run_eval
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", "--annotations", dest="data", required=True,
+                   help="benchmark file (.jsonl/.json/.csv/.parquet) or a hub dataset id")  # fmt: skip
+    p.add_argument("--judge", default="baseline:random", help="baseline:random[:SEED]|first|shorter|longer, or a model directory")
+    p.add_argument("--media-root", "--images", "--videos", dest="media_root", help="folder that media paths are relative to")
+    p.add_argument("--split", help="split label / hub split (GenAI-Bench: test or test_v1)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="answer", help="how the judge's text names its verdict")
+    p.add_argument("--order", choices=ORDERS, default="random", help="candidate order shown to the judge")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=1, help="judgments per pair (majority vote on VL-RewardBench)")
+    p.add_argument("--unparsed", choices=("exclude", "wrong"), help="default: the benchmark's official choice")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--limit", type=int, help="first N pairs only")
+    p.add_argument("--synthetic", action="store_true", help="label the numbers as made on synthetic data")
+    p.add_argument("--out", help="output folder (default runs/eval/BENCH-JUDGE); rerunning resumes")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    return x
+
+
+def _run(args: argparse.Namespace) -> int:
+    judge_slug = re.sub(r"[^A-Za-z0-9._-]+", "-", args.judge).strip("-")
+    cfg = EvalConfig(
+        benchmark=args.benchmark, data=args.data, out_dir=args.out or f"runs/eval/{args.benchmark}-{judge_slug}",
+        judge=args.judge, media_root=args.media_root, split=args.split, task=getattr(args, "task", None),
+        protocol=args.protocol, order=args.order, seed=args.seed, samples=args.samples, unparsed=args.unparsed,
+        official_compat=getattr(args, "official_compat", False), margin=getattr(args, "margin", "verdict"),
+        batch_size=args.batch_size, limit=args.limit, data_kind="synthetic" if args.synthetic else "real",
+    )  # fmt: skip
+    report = run_eval(cfg)
+    if args.json:
+        if cfg.benchmark == "vl-rewardbench":
+            res = report["results"]
+            out = {"official": res["official"], "legacy": res["legacy"], "labels": report["labels"]}
+        else:
+            out = report
+        print(json.dumps(_clean(out), indent=2))
+    else:
+        from unireward.eval.report import render_markdown
+
+        print(render_markdown(report))
+        print(f"report written to {cfg.out_dir}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from unireward.eval.replay import replay
+
+    result = _clean(replay(args.file, args.protocol, args.task))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ev = subparsers.add_parser("eval", help="evaluate a judge on a reward benchmark, or replay stored outputs")
+    sub = ev.add_subparsers(dest="benchmark", required=True)
+    for name, bench in BENCHMARKS.items():
+        p = sub.add_parser(name, help=bench.description)
+        _common(p)
+        if name == "genai-bench":
+            p.add_argument("--task", choices=GENAI_TASKS, help="config (default: detected from the columns)")
+        if name == "videogen-rewardbench":
+            p.add_argument("--official-compat", action="store_true", help="w/ ties by VideoAlign's own loop")
+            p.add_argument("--margin", choices=("verdict", "totals"), default="verdict",
+                           help="score_A - score_B from the verdicts (±1, averaged) or the <think> total scores")  # fmt: skip
+        p.set_defaults(func=_run)
+    rp = sub.add_parser("replay", help="score existing judge outputs (no model)")
+    rp.add_argument("file")
+    rp.add_argument("--protocol", choices=PROTOCOLS, default="genai-bench")
+    rp.add_argument("--task", default="image_generation", help="task for the answer protocol")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=_replay)

@@ -10,7 +10,7 @@ Two modes:
   shape the strict format reward pays for; it closes the usual reward hacks (several blocks,
   trailing text, extra words in the answer).
 
-An opened but never closed ``<think>`` or ``<answer>`` is ``truncated`` (usually ``max_new_tokens``).
+Text that ends inside an opened ``<think>`` or ``<answer>`` is ``truncated`` (usually ``max_new_tokens``).
 """
 
 from __future__ import annotations
@@ -127,12 +127,14 @@ def _in_range(value: float) -> float | None:
 
 
 def _is_truncated(text: str) -> bool:
-    # An opening tag after the last matching close tag means generation stopped inside a block.
-    for open_tag, close_tag in (("<think>", "</think>"), ("<answer>", "</answer>")):
-        last_open = text.rfind(open_tag)
-        if last_open >= 0 and text.find(close_tag, last_open) < 0:
-            return True
-    return False
+    """True when the text ends inside a block: the last opening tag is never closed (usually
+    ``max_new_tokens``). A block left open *before* a complete later block is malformed, not cut off.
+
+    >>> _is_truncated("<think>a</think><answer>Image 1"), _is_truncated("<think>a <answer>x</answer>")
+    (True, False)
+    """
+    last_open, close_tag = max((text.rfind(o), c) for o, c in (("<think>", "</think>"), ("<answer>", "</answer>")))
+    return last_open >= 0 and text.find(close_tag, last_open) < 0
 
 
 def parse_judgment(

@@ -1,0 +1,412 @@
+"""Where judge prompts become text: a local transformers model, or an OpenAI-compatible endpoint.
+
+A backend takes chat messages (media already loaded, or paths it loads itself) and returns
+``num_samples`` texts per request; one bad request is an exception in its own slot, never a
+failed batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from abc import ABC, abstractmethod
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from unireward.judge.options import BatchOptions
+from unireward.judge.request import media_inputs
+from unireward.media import MediaError, VisionBudget, load_image, load_video
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Generation:
+    """The sampled texts of one request and what they cost."""
+
+    texts: list[str]
+    prompt_tokens: int = 0
+    completion_tokens: list[int] = field(default_factory=list)
+    finish_reasons: list[str | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    num_samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 4096
+    min_new_tokens: int | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1 or self.max_new_tokens < 1 or self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"invalid sampling parameters: {self}")
+        if self.min_new_tokens is not None and not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError("min_new_tokens must be within [0, max_new_tokens]")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+class Backend(ABC):
+    name: str = "backend"
+    #: vision budget media are loaded under before they reach the backend
+    budget: VisionBudget = VisionBudget()
+
+    @abstractmethod
+    def generate(
+        self, messages_list: list[list[dict[str, Any]]], params: SamplingParams
+    ) -> list[Generation | Exception]:
+        """One :class:`Generation` (``params.num_samples`` texts) or one exception per request, in order."""
+
+
+# ---------------------------------------------------------------- token estimates
+
+
+def vision_tokens(item: Any, factor: int = 28, temporal_patch: int = 2) -> int:
+    """LLM tokens an image (PIL) or a video (list of PIL frames) takes after patch merging.
+
+    Qwen2.5-VL: 14-px patches merged 2x2 give one token per ``factor``x``factor`` pixels
+    (``factor`` 28); video frames are grouped ``temporal_patch`` at a time.
+
+    >>> vision_tokens(Image.new("RGB", (56, 56)))
+    4
+    >>> vision_tokens([Image.new("RGB", (56, 56))] * 8)
+    16
+    """
+    if isinstance(item, Image.Image):
+        return max(1, (item.width // factor) * (item.height // factor))
+    frames = list(item)
+    if not frames:
+        return 0
+    per_frame = vision_tokens(frames[0], factor)
+    return per_frame * math.ceil(len(frames) / temporal_patch)
+
+
+def pack_batches(lengths: list[int], rows_per_item: int, options: BatchOptions) -> list[list[int]]:
+    """Group request indices into batches under the size and padded-token limits.
+
+    ``max_batch_size`` counts prompts; the token limit counts rows (prompts x ``rows_per_item``
+    samples) times the longest prompt. Longest first so each batch pads little; an item above the
+    token limit on its own gets a batch of its own.
+
+    >>> pack_batches([10, 300, 20, 290], 1, BatchOptions(max_batch_size=4, max_batch_tokens=600))
+    [[1, 3], [2, 0]]
+    >>> pack_batches([5, 5, 5], 2, BatchOptions(max_batch_size=2, max_batch_tokens=100))
+    [[0, 1], [2]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order:
+        new_longest = max(longest, lengths[i])
+        n = len(current) + 1
+        fits = n <= options.max_batch_size and n * rows_per_item * new_longest <= options.max_batch_tokens
+        if current and not fits:
+            batches.append(current)
+            current, new_longest = [], lengths[i]
+        current.append(i)
+        longest = new_longest
+    if current:
+        batches.append(current)
+    return batches
+
+
+# ---------------------------------------------------------------- transformers
+
+
+def materialize(messages: list[dict[str, Any]], budget: VisionBudget) -> list[dict[str, Any]]:
+    """Messages with every image/video part loaded as PIL (paths are read under ``budget``).
+
+    Raises :class:`MediaError` for a file that cannot be used.
+    """
+    images, videos = media_inputs(messages)
+    n_img, n_vid = max(1, len(images)), max(1, len(videos))
+    out = []
+    for msg in messages:
+        content = msg.get("content")
+        if isinstance(content, str) or content is None:
+            out.append(msg)
+            continue
+        parts = []
+        for part in content:
+            if part.get("type") == "image" and not isinstance(part["image"], Image.Image):
+                parts.append({"type": "image", "image": load_image(part["image"], budget, n_images=n_img)})
+            elif part.get("type") == "video" and not _is_frames(part["video"]):
+                parts.append({"type": "video", "video": load_video(part["video"], budget, n_videos=n_vid)})
+            else:
+                parts.append(part)
+        out.append({**msg, "content": parts})
+    return out
+
+
+def _is_frames(video: Any) -> bool:
+    return (
+        isinstance(video, (list, tuple)) and all(isinstance(f, Image.Image) for f in video) and len(video) > 0
+    )
+
+
+class TransformersBackend(Backend):
+    """A local Hugging Face model; requests are batched with left padding.
+
+    With ``num_samples > 1`` each prompt goes through ``generate`` once with
+    ``num_return_sequences``: the prompt (and its images, encoded once by the vision tower before
+    the rows are expanded) is shared by all samples.
+    """
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        family: Any,
+        budget: VisionBudget | None = None,
+        batch: BatchOptions | None = None,
+    ):
+        self.model = model
+        self.processor = processor
+        self.family = family
+        self.budget = budget or family.budget()
+        self.batch = batch or BatchOptions()
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        if self.tokenizer.padding_side != "left":
+            self.tokenizer.padding_side = "left"  # decoder-only batching needs left padding
+        self._lock = threading.Lock()  # one generate at a time per model
+
+    @classmethod
+    def load(
+        cls,
+        model_id: str,
+        family: str | None = None,
+        device: str | None = None,
+        dtype: str = "auto",
+        budget: VisionBudget | None = None,
+        batch: BatchOptions | None = None,
+    ) -> TransformersBackend:
+        from unireward.models import load_model
+
+        model, processor, fam = load_model(model_id, family=family, dtype=dtype, device=device)
+        backend = cls(model, processor, fam, budget=budget, batch=batch)
+        backend.name = str(model_id)
+        return backend
+
+    @property
+    def device(self) -> Any:
+        return self.model.device
+
+    def _prepare(self, messages: list[dict[str, Any]]) -> tuple[str, list[Any], list[Any], int]:
+        messages = materialize(messages, self.budget)
+        text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        images, videos = media_inputs(messages)
+        n_text = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        factor = self.family.factor
+        n_vision = sum(vision_tokens(im, factor) for im in images) + sum(
+            vision_tokens(v, factor) for v in videos
+        )
+        # each medium's single placeholder token is replaced by its vision tokens
+        return text, images, videos, n_text - len(images) - len(videos) + n_vision
+
+    def estimate_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """Prompt length in tokens, vision tokens included."""
+        return self._prepare(messages)[3]
+
+    def generate(
+        self, messages_list: list[list[dict[str, Any]]], params: SamplingParams
+    ) -> list[Generation | Exception]:
+        results: list[Generation | Exception | None] = [None] * len(messages_list)
+        prepared: dict[int, tuple[str, list[Any], list[Any], int]] = {}
+        for i, messages in enumerate(messages_list):
+            try:
+                prepared[i] = self._prepare(messages)
+            except MediaError as e:
+                results[i] = e
+            except Exception as e:  # a malformed request must not sink the batch
+                results[i] = ValueError(f"request {i}: cannot build prompt ({type(e).__name__}: {e})")
+        ids = sorted(prepared)
+        lengths = [prepared[i][3] for i in ids]
+        for batch in pack_batches(lengths, params.num_samples, self.batch):
+            members = [ids[b] for b in batch]
+            try:
+                outs = self._run([prepared[i] for i in members], params)
+            except Exception as e:
+                if len(members) == 1:
+                    results[members[0]] = e
+                    continue
+                log.warning("batch of %d failed (%s); retrying one by one", len(members), e)
+                outs = []
+                for i in members:
+                    try:
+                        outs.extend(self._run([prepared[i]], params))
+                    except Exception as e1:
+                        outs.append(e1)  # type: ignore[arg-type]
+            for i, out in zip(members, outs, strict=True):
+                results[i] = out
+        return [r if r is not None else RuntimeError("no result") for r in results]
+
+    def _run(
+        self, items: list[tuple[str, list[Any], list[Any], int]], params: SamplingParams
+    ) -> list[Generation]:
+        import torch
+
+        texts = [it[0] for it in items]
+        images = [im for it in items for im in it[1]]
+        videos = [v for it in items for v in it[2]]
+        inputs = self.processor(
+            text=texts, images=images or None, videos=videos or None, padding=True, return_tensors="pt",
+            **self.family.processor_kwargs(self.budget),
+        )  # fmt: skip
+        inputs = inputs.to(self.device)
+        gen: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "num_return_sequences": params.num_samples,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if params.min_new_tokens:
+            gen["min_new_tokens"] = params.min_new_tokens
+        if params.greedy:
+            gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            gen.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=None)
+        with self._lock, torch.inference_mode():
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            out = self.model.generate(**inputs, **gen)
+        prompt_len = inputs["input_ids"].shape[1]
+        new = out[:, prompt_len:].cpu()
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        mask = inputs["attention_mask"].cpu()
+        results = []
+        k = params.num_samples
+        for r in range(len(items)):
+            g = Generation(texts=[], prompt_tokens=int(mask[r].sum()))
+            for s in range(k):
+                row = new[r * k + s].tolist()
+                stop = next((n for n, t in enumerate(row) if t in eos_ids), None)
+                g.texts.append(decoded[r * k + s])
+                g.completion_tokens.append(len(row) if stop is None else stop + 1)
+                g.finish_reasons.append("length" if stop is None else "stop")
+            results.append(g)
+        return results
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+class HTTPBackend(Backend):
+    """An OpenAI-compatible chat endpoint; images and video frames go as base64 data URLs."""
+
+    name = "http"
+
+    def __init__(self, client: Any, budget: VisionBudget | None = None):
+        self.client = client
+        self.budget = budget or VisionBudget()
+        self.name = f"{client.model}@{client.base_url}"
+
+    def generate(
+        self, messages_list: list[list[dict[str, Any]]], params: SamplingParams
+    ) -> list[Generation | Exception]:
+        from unireward.judge.openai_http import ChatError
+
+        results: list[Generation | Exception | None] = [None] * len(messages_list)
+        ready: list[int] = []
+        payloads = []
+        for i, messages in enumerate(messages_list):
+            try:
+                payloads.append(materialize(messages, self.budget))
+                ready.append(i)
+            except MediaError as e:
+                results[i] = e
+        gen: dict[str, Any] = {
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "n": params.num_samples,
+        }
+        if not params.greedy:
+            gen["top_p"] = params.top_p
+        if params.seed is not None:
+            gen["seed"] = params.seed
+        if params.min_new_tokens:
+            gen["min_tokens"] = params.min_new_tokens
+        responses = self.client.chat_many(payloads, **gen)
+        for i, resp in zip(ready, responses, strict=True):
+            if isinstance(resp, ChatError):
+                results[i] = resp
+                continue
+            texts = list(resp.texts)
+            if len(texts) != params.num_samples:
+                results[i] = ChatError(
+                    f"request {i}: asked for {params.num_samples} choices, got {len(texts)}"
+                )
+                continue
+            per = resp.usage.get("completion_tokens", 0) // max(1, len(texts))
+            results[i] = Generation(
+                texts,
+                resp.usage.get("prompt_tokens", 0),
+                [per] * len(texts),
+                [resp.finish_reason] * len(texts),
+            )
+        return [r if r is not None else RuntimeError("no result") for r in results]
+
+
+# ---------------------------------------------------------------- cross-request batching
+
+
+class BatchingBackend(Backend):
+    """Merges requests arriving from many threads (e.g. server handlers) into shared batches.
+
+    Callers block on their own requests; one worker thread collects whatever is queued with the
+    same sampling parameters and runs it through the inner backend in one call.
+    """
+
+    def __init__(self, inner: Backend, max_wait_s: float = 0.005, max_requests: int = 64):
+        self.inner = inner
+        self.name = inner.name
+        self.budget = inner.budget
+        self.max_wait_s = max_wait_s
+        self.max_requests = max_requests
+        self._cv = threading.Condition()
+        self._queue: list[tuple[list[dict[str, Any]], SamplingParams, Future]] = []
+        self._worker = threading.Thread(target=self._loop, name="unireward-batcher", daemon=True)
+        self._worker.start()
+
+    def generate(
+        self, messages_list: list[list[dict[str, Any]]], params: SamplingParams
+    ) -> list[Generation | Exception]:
+        futures: list[Future] = []
+        with self._cv:
+            for messages in messages_list:
+                fut: Future = Future()
+                self._queue.append((messages, params, fut))
+                futures.append(fut)
+            self._cv.notify()
+        return [f.result() for f in futures]
+
+    def _loop(self) -> None:
+        import time
+
+        while True:
+            with self._cv:
+                while not self._queue:
+                    self._cv.wait()
+            time.sleep(self.max_wait_s)  # let concurrent callers join the batch
+            with self._cv:
+                params = self._queue[0][1]
+                take = [q for q in self._queue if q[1] == params][: self.max_requests]
+                for q in take:
+                    self._queue.remove(q)
+            try:
+                outs = self.inner.generate([q[0] for q in take], params)
+            except Exception as e:
+                outs = [e] * len(take)
+            for q, out in zip(take, outs, strict=True):
+                q[2].set_result(out)

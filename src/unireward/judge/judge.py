@@ -1,0 +1,365 @@
+"""The :class:`Judge`: load a model (or point at an endpoint) once, then compare and score."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from unireward.data.schema import PreferencePair
+from unireward.judge.aggregate import majority_vote, swap_agreement, unswap
+from unireward.judge.backends import Backend, Generation, HTTPBackend, SamplingParams, TransformersBackend
+from unireward.judge.base import BaseJudge
+from unireward.judge.options import BatchOptions, JudgeOptions
+from unireward.media import MediaError, VisionBudget, load_image, load_video, resolve
+from unireward.protocol.parser import Judgment, parse_judgment
+from unireward.protocol.tasks import Mode, Task
+from unireward.protocol.templates import render_messages
+
+
+@dataclass
+class JudgeResult(Judgment):
+    """A :class:`Judgment` with how it was reached.
+
+    The inherited fields (``text``, ``think``, ``answer``, ``dimensions``, …) are those of a
+    representative sample that agrees with the combined verdict. ``votes`` are every sample's
+    verdict in the original candidate order (swapped-order samples already mapped back);
+    ``preference`` is the share of valid votes for candidate 1 (pointwise: the mean score);
+    ``agreement`` is 1.0/0.0 when both orders were judged and their verdicts agree/disagree.
+    """
+
+    id: str | None = None
+    votes: list[int | None] = field(default_factory=list)
+    scores: list[float | None] = field(default_factory=list)
+    preference: float | None = None
+    agreement: float | None = None
+    samples: list[str] = field(default_factory=list)
+    swapped_samples: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["task"] = self.task.value
+        return d
+
+    @classmethod
+    def failed(
+        cls, task: Task, message: str, mode: Mode = Mode.PAIRWISE, id: str | None = None
+    ) -> JudgeResult:
+        return cls(text="", task=task, mode=mode, status="invalid", reason=message, error=message, id=id)
+
+
+@dataclass
+class _Item:
+    """One comparison or scoring request before media are loaded."""
+
+    task: Task
+    prompt: str
+    candidates: tuple[Any, ...]  # media refs (generation) or answer strings (understanding)
+    reference: Any = None
+    id: str | None = None
+    mode: Mode = Mode.PAIRWISE
+
+
+def _load_ref(ref: Any, task: Task, root: Any, budget: VisionBudget, n: int) -> Any:
+    """An image or a video (path, PIL image, frame list, bytes) loaded under the budget."""
+    if isinstance(ref, Image.Image) or isinstance(ref, (bytes, bytearray)):
+        return load_image(ref, budget, n_images=n)
+    if isinstance(ref, (list, tuple)):  # frames (paths or PIL images)
+        per = budget.per_image_max(len(ref) * n)
+        one = VisionBudget(**{**budget.__dict__, "max_pixels": max(per, budget.min_pixels)})
+        return [load_image(f if isinstance(f, Image.Image) else resolve(str(f), root), one) for f in ref]
+    path = resolve(str(ref), root)
+    if task.is_video:
+        return load_video(path, budget, n_videos=n)
+    return load_image(path, budget, n_images=n)
+
+
+class Judge(BaseJudge):
+    """A pairwise / pointwise CoT judge over a backend (local transformers model or HTTP endpoint).
+
+    Usage (needs the checkpoint)::
+
+        judge = Judge.from_pretrained("CodeGoat24/UnifiedReward-Think-qwen-7b", swap=True)
+        result = judge.compare("image_generation", "a red cube", "a.png", "b.png")
+        result.winner, result.agreement, result.think
+    """
+
+    def __init__(
+        self, backend: Backend, options: JudgeOptions | None = None, budget: VisionBudget | None = None
+    ):
+        self.backend = backend
+        self.options = options or JudgeOptions()
+        self.budget = budget or backend.budget
+        self.name = backend.name
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_id: str | os.PathLike[str],
+        family: str | None = None,
+        device: str | None = None,
+        dtype: str = "auto",
+        budget: VisionBudget | None = None,
+        batch: BatchOptions | None = None,
+        **opts: Any,
+    ) -> Judge:
+        """Load a local or hub checkpoint; ``opts`` are :class:`JudgeOptions` fields."""
+        backend = TransformersBackend.load(
+            str(model_id), family=family, device=device, dtype=dtype, budget=budget, batch=batch
+        )
+        return cls(backend, JudgeOptions(**opts))
+
+    @classmethod
+    def from_endpoint(
+        cls,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        budget: VisionBudget | None = None,
+        **opts: Any,
+    ) -> Judge:
+        """A judge served by an OpenAI-compatible endpoint (vLLM, ``unireward serve``, a hosted model)."""
+        from unireward.judge.openai_http import ChatClient
+
+        client = ChatClient(
+            base_url,
+            model,
+            api_key=api_key,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return cls(HTTPBackend(client, budget=budget), JudgeOptions(**opts))
+
+    # ------------------------------------------------------------ public API
+
+    def compare(self, task: Task | str, prompt: str, a: Any, b: Any, reference: Any = None) -> JudgeResult:
+        """Judge one pair: ``a``/``b`` are media (generation tasks) or answers about ``reference``."""
+        return self._run_pairwise([_Item(Task.parse(task), prompt, (a, b), reference)], None)[0]
+
+    def compare_batch(
+        self, pairs: Sequence[PreferencePair], media_root: str | os.PathLike[str] | None = None
+    ) -> list[Judgment]:
+        items = [_Item(p.task, p.prompt, tuple(p.candidates), p.reference, p.id) for p in pairs]
+        return list(self._run_pairwise(items, media_root))
+
+    def compare_many(
+        self, items: Sequence[dict[str, Any]], media_root: str | os.PathLike[str] | None = None
+    ) -> list[JudgeResult]:
+        """Like :meth:`compare_batch` for loose dicts ``{task, prompt, candidates, reference?, id?}``."""
+        return self._run_pairwise([_item_from_dict(d, Mode.PAIRWISE) for d in items], media_root)
+
+    def score(self, task: Task | str, prompt: str, candidate: Any, reference: Any = None) -> JudgeResult:
+        """Pointwise: one medium (generation) or one answer about ``reference``; ``score`` is 1-10."""
+        return self._run_pointwise(
+            [_Item(Task.parse(task), prompt, (candidate,), reference, mode=Mode.POINTWISE)], None
+        )[0]
+
+    def score_many(
+        self, items: Sequence[dict[str, Any]], media_root: str | os.PathLike[str] | None = None
+    ) -> list[JudgeResult]:
+        """Pointwise for dicts ``{task, prompt, candidate, reference?, id?}``."""
+        return self._run_pointwise([_item_from_dict(d, Mode.POINTWISE) for d in items], media_root)
+
+    def generate(
+        self,
+        messages_list: list[list[dict[str, Any]]],
+        num_samples: int = 1,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_new_tokens: int | None = None,
+        min_new_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> list[list[str]]:
+        """Raw texts, ``num_samples`` per request. Unset arguments come from the judge's options;
+        several samples with no temperature anywhere sample at 1.0. Raises on the first failed request
+        (use :meth:`generate_detailed` to get per-request errors instead)."""
+        out = []
+        for i, g in enumerate(
+            self.generate_detailed(
+                messages_list, num_samples, temperature, top_p, max_new_tokens, min_new_tokens, seed
+            )
+        ):
+            if isinstance(g, Exception):
+                raise RuntimeError(f"request {i}: {g}") from g
+            out.append(g.texts)
+        return out
+
+    def generate_detailed(
+        self,
+        messages_list: list[list[dict[str, Any]]],
+        num_samples: int = 1,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_new_tokens: int | None = None,
+        min_new_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> list[Generation | Exception]:
+        return self.backend.generate(
+            messages_list, self._params(num_samples, temperature, top_p, max_new_tokens, min_new_tokens, seed)
+        )
+
+    # ------------------------------------------------------------ internals
+
+    def _params(
+        self,
+        num_samples: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_new_tokens: int | None = None,
+        min_new_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> SamplingParams:
+        o = self.options
+        k = o.num_samples if num_samples is None else num_samples
+        t = o.temperature if temperature is None else temperature
+        if k > 1 and t == 0:
+            t = 1.0
+        return SamplingParams(
+            num_samples=k, temperature=t, top_p=o.top_p if top_p is None else top_p,
+            max_new_tokens=o.max_new_tokens if max_new_tokens is None else max_new_tokens,
+            min_new_tokens=min_new_tokens, seed=o.seed if seed is None else seed,
+        )  # fmt: skip
+
+    def _messages(self, item: _Item, media: list[Any], answers: tuple[str, ...]) -> list[dict[str, Any]]:
+        # Same rendering as unireward.judge.request.pair_messages, for loose (non-schema) inputs too.
+        family = self.options.template_family if item.mode is Mode.PAIRWISE else self.options.pointwise_family
+        return render_messages(
+            item.task,
+            item.prompt,
+            media,
+            answers,
+            family=family,
+            mode=item.mode,
+            video_as=self.options.video_as,
+        )
+
+    def _load(self, item: _Item, root: Any) -> list[Any]:
+        if item.task.is_generation:
+            n = len(item.candidates)
+            return [_load_ref(c, item.task, root, self.budget, n) for c in item.candidates]
+        if item.reference is None:
+            raise MediaError("<none>", f"{item.task.value} needs a reference image or video")
+        return [_load_ref(item.reference, item.task, root, self.budget, 1)]
+
+    def _run_pairwise(self, items: list[_Item], root: Any) -> list[JudgeResult]:
+        swap = self.options.swap
+        requests: list[list[dict[str, Any]]] = []
+        slots: list[
+            tuple[int, int] | None
+        ] = []  # per item: index of its forward request and backward (or -1)
+        results: list[JudgeResult | None] = [None] * len(items)
+        for n, item in enumerate(items):
+            try:
+                media = self._load(item, root)
+                answers = () if item.task.is_generation else tuple(item.candidates)
+                fwd = len(requests)
+                requests.append(self._messages(item, media, answers))
+                bwd = -1
+                if swap:
+                    bwd = len(requests)
+                    swapped_media = media[::-1] if item.task.is_generation else media
+                    requests.append(self._messages(item, swapped_media, answers[::-1]))
+                slots.append((fwd, bwd))
+            except (MediaError, ValueError, OSError) as e:
+                results[n] = JudgeResult.failed(item.task, str(e), id=item.id)
+                slots.append(None)
+        gens = self.backend.generate(requests, self._params()) if requests else []
+        for n, item in enumerate(items):
+            slot = slots[n]
+            if slot is None:
+                continue
+            fwd_gen, bwd_gen = gens[slot[0]], gens[slot[1]] if slot[1] >= 0 else None
+            results[n] = self._combine_pairwise(item, fwd_gen, bwd_gen)
+        return [r for r in results if r is not None]
+
+    def _combine_pairwise(
+        self, item: _Item, fwd: Generation | Exception, bwd: Generation | Exception | None
+    ) -> JudgeResult:
+        for g in (fwd, bwd):
+            if isinstance(g, Exception):
+                return JudgeResult.failed(item.task, f"{type(g).__name__}: {g}", id=item.id)
+        strict = self.options.strict
+        fj = [parse_judgment(t, item.task, strict=strict) for t in fwd.texts]  # type: ignore[union-attr]
+        bj = [parse_judgment(t, item.task, strict=strict) for t in bwd.texts] if bwd is not None else []  # type: ignore[union-attr]
+        f_votes = [j.winner for j in fj]
+        b_votes = [unswap(j.winner) for j in bj]
+        winner, share = majority_vote(f_votes + b_votes)
+        agreement = (
+            swap_agreement(majority_vote(f_votes)[0], majority_vote(b_votes)[0]) if bwd is not None else None
+        )
+        rep = next((j for j in fj if j.winner == winner and winner is not None), None)
+        if rep is None and bj and winner is not None:
+            rep = next((j for j in bj if unswap(j.winner) == winner), None)
+        base = rep or fj[0]
+        res = JudgeResult(**{f: getattr(base, f) for f in Judgment.__dataclass_fields__})
+        if (
+            rep is not None and rep in bj
+        ):  # a swapped-order sample speaks of the candidates the other way round
+            res.dimensions = []
+            res.totals = {1: base.totals[2], 2: base.totals[1]} if base.totals else None
+        res.winner = winner
+        res.status = "ok" if winner is not None else base.status if base.status != "ok" else "invalid"
+        if winner is None and share is not None:
+            res.reason = f"votes are split evenly ({f_votes + b_votes})"
+        res.id, res.votes, res.preference, res.agreement = item.id, f_votes + b_votes, share, agreement
+        res.samples, res.swapped_samples = list(fwd.texts), list(bwd.texts) if bwd is not None else []  # type: ignore[union-attr]
+        return res
+
+    def _run_pointwise(self, items: list[_Item], root: Any) -> list[JudgeResult]:
+        requests: list[list[dict[str, Any]]] = []
+        slots: list[int] = []
+        results: list[JudgeResult | None] = [None] * len(items)
+        for n, item in enumerate(items):
+            try:
+                media = self._load(item, root)
+                answers = () if item.task.is_generation else (str(item.candidates[0]),)
+                slots.append(len(requests))
+                requests.append(self._messages(item, media, answers))
+            except (MediaError, ValueError, OSError) as e:
+                results[n] = JudgeResult.failed(item.task, str(e), Mode.POINTWISE, id=item.id)
+                slots.append(-1)
+        gens = self.backend.generate(requests, self._params()) if requests else []
+        for n, item in enumerate(items):
+            if slots[n] < 0:
+                continue
+            g = gens[slots[n]]
+            if isinstance(g, Exception):
+                results[n] = JudgeResult.failed(
+                    item.task, f"{type(g).__name__}: {g}", Mode.POINTWISE, id=item.id
+                )
+                continue
+            js = [
+                parse_judgment(t, item.task, strict=self.options.strict, mode=Mode.POINTWISE) for t in g.texts
+            ]
+            valid = [j.score for j in js if j.score is not None]
+            base = next((j for j in js if j.ok), js[0])
+            res = JudgeResult(**{f: getattr(base, f) for f in Judgment.__dataclass_fields__})
+            res.id, res.samples = item.id, list(g.texts)
+            res.scores = [j.score for j in js]
+            res.preference = sum(valid) / len(valid) if valid else None
+            if valid:
+                res.score, res.status = res.preference, "ok"
+            results[n] = res
+        return [r for r in results if r is not None]
+
+
+def _item_from_dict(d: dict[str, Any], mode: Mode) -> _Item:
+    task = Task.parse(d["task"])
+    if mode is Mode.POINTWISE:
+        cands: tuple[Any, ...] = (d["candidate"],)
+    else:
+        cands = tuple(d["candidates"])
+        if len(cands) != 2:
+            raise ValueError("exactly two candidates are required")
+    ref = d.get("reference")
+    return _Item(task, str(d["prompt"]), cands, ref, None if d.get("id") is None else str(d["id"]), mode)

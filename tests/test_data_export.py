@@ -1,0 +1,133 @@
+"""Exporters: TRL, verl/EasyR1 and LLaMA-Factory layouts built from the one prompt builder."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from unireward.cli import main
+from unireward.data.converters import convert
+from unireward.data.export import ExportConfig, export_pairs, sft_target
+from unireward.data.schema import PreferencePair, read_pairs
+from unireward.protocol.templates import render_text
+from unireward.rewards import compute_score
+
+_spec = importlib.util.spec_from_file_location("materialize", Path(__file__).parent / "fixtures/sources/materialize.py")
+_mod = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_mod)  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    base = tmp_path_factory.mktemp("src")
+    out = {}
+    for name, folder in (("imagegen-cot-5k", "imagegen_cot"), ("videodpo", "videodpo"), ("sharegptvideo-dpo", "sharegptvideo"), ("hpd", "hpd")):
+        src = _mod.materialize(folder, base / folder)
+        convert(name, src, base / f"{name}.jsonl")
+        out[name] = read_pairs(base / f"{name}.jsonl")
+    return out
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def test_trl_sft_and_grpo_rows(sources, tmp_path):
+    pairs = sources["imagegen-cot-5k"] + sources["hpd"]
+    rep = export_pairs(pairs, tmp_path, ExportConfig(format="trl"))
+    sft, grpo = _jsonl(tmp_path / "sft.jsonl"), _jsonl(tmp_path / "grpo.jsonl")
+    assert rep.rows == len(sft) == len(grpo) == 6 and rep.with_cot == 3
+    row = sft[0]
+    parts = row["prompt"][0]["content"]
+    assert [p["type"] for p in parts] == ["image", "image", "text"] and "image" not in parts[0]
+    assert parts[2]["text"] == render_text("image_generation", pairs[0].prompt)  # the one prompt builder
+    assert len(row["images"]) == 2 and all(Path(p).is_file() for p in row["images"])
+    assert row["completion"][0]["content"][0]["text"] == pairs[0].meta["cot"]
+    hpd_rows = [r for r in sft if r["id"].startswith("hpd")]
+    assert {r["completion"][0]["content"][0]["text"] for r in hpd_rows} <= {"Image 1 is better", "Image 2 is better"}
+    g = {r["id"]: r for r in grpo}
+    for p in pairs:
+        assert g[p.id]["label"] == p.label_text and g[p.id]["task"] == "image_generation"
+
+
+def test_videos_become_frames_for_trl(sources, tmp_path):
+    rep = export_pairs(sources["videodpo"], tmp_path, ExportConfig(format="trl", frames=4, trl_kinds=("grpo",)))
+    rows = _jsonl(tmp_path / "grpo.jsonl")
+    assert rep.rows == 3
+    for r in rows:
+        types = [p["type"] for p in r["prompt"][0]["content"]]
+        assert types == ["image"] * 8 + ["text"] and len(r["images"]) == 8
+        assert r["label"] in ("Video 1 is better", "Video 2 is better")
+    with pytest.raises(ValueError, match="frames"):
+        ExportConfig(format="trl", video_as="video")
+
+
+def test_ties_are_skipped_and_swap_doubles(sources, tmp_path):
+    pairs = sources["sharegptvideo-dpo"]  # 2 decided pairs + 1 tie
+    rep = export_pairs(pairs, tmp_path, ExportConfig(format="trl", swap=True))
+    assert rep.skipped["tie"] == 1 and rep.rows == 4
+    rows = {r["id"]: r for r in _jsonl(tmp_path / "grpo.jsonl")}
+    for pid, r in rows.items():
+        if pid.endswith("#swap"):
+            assert r["label"] != rows[pid[: -len("#swap")]]["label"]
+
+
+def test_sft_target_ignores_a_cot_that_disagrees():
+    p = PreferencePair(id="a", task="video_understanding", prompt="q", candidates=("x", "y"), label=1, reference="v.mp4",
+                       meta={"cot": "<think>t</think><answer>Answer 2 is better</answer>"})  # fmt: skip
+    assert sft_target(p) == "Answer 1 is better"
+
+
+def test_verl_parquet_and_reward(sources, tmp_path):
+    pairs = sources["hpd"] + sources["videodpo"]
+    export_pairs(pairs, tmp_path, ExportConfig(format="verl", video_as="video"))
+    rows = pq.read_table(tmp_path / "train.parquet").to_pylist()
+    assert len(rows) == 6
+    img = next(r for r in rows if r["extra_info"]["task"] == "image_generation")
+    vid = next(r for r in rows if r["extra_info"]["task"] == "video_generation")
+    assert img["prompt"][0]["content"].startswith("<image><image>Given a caption") and len(img["images"]) == 2
+    assert img["images"][0]["image"].endswith(".jpg") and img["videos"] == []
+    assert vid["prompt"][0]["content"].startswith("<video><video>") and len(vid["videos"]) == 2
+    gt = img["reward_model"]["ground_truth"]
+    assert compute_score(img["data_source"], f"<think>x</think><answer>{gt}</answer>", gt)["score"] == 2.0
+
+
+def test_easyr1_flavor_and_embedded_images(sources, tmp_path):
+    export_pairs(sources["hpd"], tmp_path, ExportConfig(format="verl", flavor="easyr1", embed_images=True))
+    row = pq.read_table(tmp_path / "train.parquet").to_pylist()[0]
+    assert row["problem"].count("<image>") == 2 and row["answer"] == row["reward_model"]["ground_truth"]
+    assert row["images"][0]["bytes"].startswith(b"\x89PNG")
+
+
+def test_llamafactory(sources, tmp_path):
+    pairs = sources["imagegen-cot-5k"] + sources["sharegptvideo-dpo"]
+    export_pairs(pairs, tmp_path, ExportConfig(format="llamafactory"))
+    data = json.loads((tmp_path / "unireward.json").read_text())
+    info = json.loads((tmp_path / "dataset_info.json").read_text())
+    assert info["unireward"]["formatting"] == "sharegpt" and info["unireward"]["columns"]["images"] == "images"
+    assert len(data) == 5
+    for rec in data:
+        human, gpt = rec["conversations"]
+        assert (human["from"], gpt["from"]) == ("human", "gpt")
+        assert human["value"].count("<image>") == len(rec["images"]) > 0
+    assert data[0]["conversations"][1]["value"].startswith("<think>")
+
+
+def test_cli_convert_stats_export(tmp_path, capsys):
+    src = _mod.materialize("hpd", tmp_path / "hpd", with_media=False)
+    assert main(["data", "convert", "--source", "hpd", str(src), "--out", str(tmp_path / "p.jsonl")]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["written"] == 3 and rep["rejected"] == 1
+    assert main(["data", "stats", str(tmp_path / "p.jsonl")]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["by_label"] == {"1": 1, "2": 2} and st["by_source"] == {"hpd": 3}
+    assert st["media"] == {"checked": 6, "missing": 6, "missing_examples": st["media"]["missing_examples"]}
+    _mod.materialize("hpd", tmp_path / "hpd2")
+    main(["data", "convert", "--source", "hpd", str(tmp_path / "hpd2"), "--out", str(tmp_path / "q.jsonl")])
+    capsys.readouterr()
+    assert main(["data", "export", str(tmp_path / "q.jsonl"), "--format", "llamafactory", "--out", str(tmp_path / "lf")]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 3

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from unireward.protocol import Mode, Task, answer_label, get_family, label_to_winner, list_families, render_messages
+from unireward.protocol import (
+    Mode,
+    Task,
+    answer_label,
+    get_family,
+    label_to_winner,
+    list_families,
+    render_messages,
+)
 from unireward.protocol.templates import register_family, render_text
 
 OFFICIAL = get_family("unifiedreward-think")
@@ -67,11 +75,11 @@ def test_official_templates_render_media_first_with_user_text_intact(task: Task)
     text = parts[-1]["text"]
     template = OFFICIAL.text(task)
     # everything outside the placeholders is the official text, and user text is inserted verbatim
+    values = {"prompt": CAPTION, "Query": QUESTION, "R1": ANSWERS[0], "R2": ANSWERS[1]}
     expected = template
-    for key, value in (("{prompt}", CAPTION), ("{Query}", QUESTION), ("{R1}", ANSWERS[0]), ("{R2}", ANSWERS[1])):
-        if key in template:
-            expected = expected.replace(key, "\0" + key[1:-1] + "\0")
-    for key, value in (("prompt", CAPTION), ("Query", QUESTION), ("R1", ANSWERS[0]), ("R2", ANSWERS[1])):
+    for key in values:  # placeholders to sentinels first, so inserted text is never substituted again
+        expected = expected.replace("{" + key + "}", "\0" + key + "\0")
+    for key, value in values.items():
         expected = expected.replace("\0" + key + "\0", value)
     assert text == expected
     assert (CAPTION if task.is_generation else QUESTION) in text
@@ -110,9 +118,16 @@ def test_wrong_number_of_media_or_answers_is_refused() -> None:
         render_text("image_understanding", "q", ("a", "b"), mode="pointwise")
 
 
-def test_custom_family(tmp_path: Path) -> None:
+def test_custom_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from unireward.protocol import templates
+
+    monkeypatch.setattr(templates, "_REGISTRY", dict(templates._REGISTRY))  # leave no family behind
     (tmp_path / "image_generation.txt").write_text("Judge {prompt}. Output <answer>Image 1 is better</answer>.")
     register_family("custom-test", tmp_path, "pairwise")
+    # a family covering only some tasks does not break building a tiny model's tokenizer corpus
+    from unireward.models.tokenizer import _corpus
+
+    assert "Judge {prompt}. Output <answer>Image 1 is better</answer>." in _corpus([])
     msgs = render_messages("image_generation", "a {R1}", ["a", "b"], family="custom-test")
     assert msgs[0]["content"][-1]["text"] == "Judge a {R1}. Output <answer>Image 1 is better</answer>."
     with pytest.raises(FileNotFoundError, match="custom-test"):

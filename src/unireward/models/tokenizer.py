@@ -22,7 +22,13 @@ THINK_TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
 def _corpus(extra: Iterable[str]) -> list[str]:
     from unireward.protocol.templates import get_family, list_families
 
-    texts = [get_family(name).text(t) for name in list_families() for t in Task]
+    # Every template of every registered family that has one (a user family may cover only some tasks).
+    texts = [
+        get_family(name).text(t)
+        for name in list_families()
+        for t in Task
+        if (get_family(name).directory / f"{t.value}.txt").is_file()
+    ]
     words = (
         "red green blue yellow purple orange white black cyan magenta circle square triangle star "
         "image video answer question caption better worse score total semantic consistency aesthetics "

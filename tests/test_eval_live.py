@@ -1,0 +1,34 @@
+"""A live run of the tiny model through the same runner (switched on once the model judge exists)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from unireward.data.schema import PreferencePair, write_pairs
+from unireward.eval.runner import EvalConfig, run_eval
+
+pytest.importorskip("unireward.judge.judge", reason="the model-backed Judge is not installed yet")
+
+
+def test_tiny_model_end_to_end(tmp_path, tiny_model, tiny_images):
+    import unireward.judge as judge_pkg
+
+    if not hasattr(judge_pkg, "Judge"):
+        pytest.skip("unireward.judge.Judge is not exported yet")
+    colours = [p.stem for p in tiny_images]
+    pairs = [
+        PreferencePair(id=f"g{i}", task="image_generation", prompt=f"a plain {colours[i]} picture",
+                       candidates=(tiny_images[i].name, tiny_images[(i + 1) % 4].name), label=1, source="synthetic")  # fmt: skip
+        for i in range(4)
+    ]
+    write_pairs(pairs, tmp_path / "pairs.jsonl")
+    cfg = EvalConfig("pairs", str(tmp_path / "pairs.jsonl"), str(tmp_path / "out"), judge=str(tiny_model),
+                     media_root=str(tiny_images[0].parent), order="both", batch_size=2, data_kind="synthetic")  # fmt: skip
+    report = run_eval(cfg)  # the judge is built from the spec, as the CLI does
+    records = [json.loads(x) for x in open(tmp_path / "out" / "predictions.jsonl")]
+    assert len(records) == report["n_judgments"] == 8
+    assert all(r["status"] != "error" for r in records)  # every image was found and sent to the model
+    assert report["labels"]["data"] == "synthetic" and "swap_consistency" in report
+    assert (tmp_path / "out" / "report.png").exists()

@@ -6,7 +6,8 @@ Media arrive inline as base64 ``data:`` URLs (images, or a video as a list of fr
 configured, so a public server cannot be made to read its own disk or fetch other hosts.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime,
+# and Request is imported inside create_app.
 
 import base64
 import binascii

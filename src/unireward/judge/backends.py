@@ -32,6 +32,8 @@ class Generation:
     prompt_tokens: int = 0
     completion_tokens: list[int] = field(default_factory=list)
     finish_reasons: list[str | None] = field(default_factory=list)
+    #: generated token ids per sample (local backends only; trailing padding removed)
+    token_ids: list[list[int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,7 @@ class TransformersBackend(Backend):
                 g.texts.append(decoded[r * k + s])
                 g.completion_tokens.append(len(row) if stop is None else stop + 1)
                 g.finish_reasons.append("length" if stop is None else "stop")
+                g.token_ids.append(row if stop is None else row[: stop + 1])
             results.append(g)
         return results
 

@@ -14,6 +14,7 @@ from unireward.judge.aggregate import majority_vote, swap_agreement, unswap
 from unireward.judge.backends import Backend, Generation, HTTPBackend, SamplingParams, TransformersBackend
 from unireward.judge.base import BaseJudge
 from unireward.judge.options import BatchOptions, JudgeOptions
+from unireward.judge.request import load_pair_media, pair_messages
 from unireward.media import MediaError, VisionBudget, load_image, load_video, resolve
 from unireward.protocol.parser import Judgment, parse_judgment
 from unireward.protocol.tasks import Mode, Task
@@ -62,6 +63,7 @@ class _Item:
     reference: Any = None
     id: str | None = None
     mode: Mode = Mode.PAIRWISE
+    pair: PreferencePair | None = None  # schema pairs go through the shared request builder
 
 
 def _load_ref(ref: Any, task: Task, root: Any, budget: VisionBudget, n: int) -> Any:
@@ -149,7 +151,7 @@ class Judge(BaseJudge):
     def compare_batch(
         self, pairs: Sequence[PreferencePair], media_root: str | os.PathLike[str] | None = None
     ) -> list[Judgment]:
-        items = [_Item(p.task, p.prompt, tuple(p.candidates), p.reference, p.id) for p in pairs]
+        items = [_Item(p.task, p.prompt, tuple(p.candidates), p.reference, p.id, pair=p) for p in pairs]
         return list(self._run_pairwise(items, media_root))
 
     def compare_many(
@@ -230,8 +232,15 @@ class Judge(BaseJudge):
             min_new_tokens=min_new_tokens, seed=o.seed if seed is None else seed,
         )  # fmt: skip
 
-    def _messages(self, item: _Item, media: list[Any], answers: tuple[str, ...]) -> list[dict[str, Any]]:
-        # Same rendering as unireward.judge.request.pair_messages, for loose (non-schema) inputs too.
+    def _messages(
+        self, item: _Item, media: list[Any], answers: tuple[str, ...], swapped: bool = False
+    ) -> list[dict[str, Any]]:
+        if item.pair is not None:
+            pair = item.pair.swapped() if swapped else item.pair
+            return pair_messages(
+                pair, media, family=self.options.template_family, video_as=self.options.video_as
+            )
+        # Loose inputs (PIL images, frame lists): the same rendering pair_messages does.
         family = self.options.template_family if item.mode is Mode.PAIRWISE else self.options.pointwise_family
         return render_messages(
             item.task,
@@ -244,6 +253,8 @@ class Judge(BaseJudge):
         )
 
     def _load(self, item: _Item, root: Any) -> list[Any]:
+        if item.pair is not None:
+            return load_pair_media(item.pair, root, self.budget)
         if item.task.is_generation:
             n = len(item.candidates)
             return [_load_ref(c, item.task, root, self.budget, n) for c in item.candidates]
@@ -268,7 +279,7 @@ class Judge(BaseJudge):
                 if swap:
                     bwd = len(requests)
                     swapped_media = media[::-1] if item.task.is_generation else media
-                    requests.append(self._messages(item, swapped_media, answers[::-1]))
+                    requests.append(self._messages(item, swapped_media, answers[::-1], swapped=True))
                 slots.append((fwd, bwd))
             except (MediaError, ValueError, OSError) as e:
                 results[n] = JudgeResult.failed(item.task, str(e), id=item.id)

@@ -1,0 +1,1 @@
+"""Training: teacher distillation, cold-start SFT, rejection sampling, GRPO, and the pipeline."""

@@ -1,0 +1,104 @@
+"""Training records on disk: a preference pair plus what the stage needs (a CoT target for SFT).
+
+Every stage reads and writes JSONL of ``{"pair": {...}, "completion": "...", ...}``; this module
+turns them into the TRL datasets (prompt/completion for SFT, prompt/label for GRPO) with media
+loaded through the one vision budget and prompts built by :mod:`unireward.judge.request`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from unireward.data.schema import PreferencePair
+from unireward.judge.request import load_pair_media, media_inputs, pair_messages
+from unireward.media import MediaError, VisionBudget
+
+log = logging.getLogger(__name__)
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows of a JSONL file; a torn last line (killed writer) is ignored."""
+    rows = []
+    p = Path(path)
+    if not p.exists():
+        return rows
+    with open(p, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                log.warning("%s: skipping a torn line", p)
+    return rows
+
+
+def append_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> None:
+    """Append rows and flush, so a killed run keeps everything written so far."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _strip_media(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # TRL takes images in their own column and fills the placeholders itself. Every part gets
+    # the same keys so Arrow can store the list.
+    out = []
+    for msg in messages:
+        parts = []
+        for part in msg["content"]:
+            if part["type"] == "text":
+                parts.append({"type": "text", "text": part["text"]})
+            else:
+                parts.append({"type": "image", "text": None})
+        out.append({"role": msg["role"], "content": parts})
+    return out
+
+
+def prompt_row(pair: PreferencePair, media_root: str | None, budget: VisionBudget, family: str | None = None) -> dict[str, Any]:
+    """``{"prompt": messages, "images": [PIL...]}`` for one pair; videos become frame images."""
+    media = load_pair_media(pair, media_root, budget)
+    messages = pair_messages(pair, media, family=family, video_as="frames")
+    images, _ = media_inputs(messages)
+    return {"prompt": _strip_media(messages), "images": images}
+
+
+def iter_rows(
+    records: Iterable[dict[str, Any]],
+    media_root: str | None,
+    budget: VisionBudget,
+    with_completion: bool,
+    errors: list[str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    for rec in records:
+        pair = PreferencePair.from_dict(rec["pair"])
+        try:
+            row = prompt_row(pair, media_root, budget)
+        except MediaError as e:
+            if errors is not None:
+                errors.append(f"{pair.id}: {e}")
+            log.warning("skipping %s: %s", pair.id, e)
+            continue
+        if with_completion:
+            row["completion"] = [{"role": "assistant", "content": [{"type": "text", "text": rec["completion"]}]}]
+        else:
+            row["label"] = pair.label_text
+            row["task"] = pair.task.value
+        yield row
+
+
+def to_dataset(rows: list[dict[str, Any]]) -> Any:
+    """An HF dataset whose ``images`` column is a list of images (DESIGN: needs an explicit cast)."""
+    from datasets import Dataset, Image, List
+
+    ds = Dataset.from_list(rows)
+    return ds.cast_column("images", List(Image()))

@@ -1,0 +1,181 @@
+"""A scripted teacher for the synthetic task, served over the OpenAI chat-completions API.
+
+It stands in for GPT-4o in the distillation stage: it receives exactly what a real teacher gets
+(the official prompt text and base64 images), *reads the colours from the pixels*, and writes a
+chain of thought in the ``<think>``/``<answer>`` contract: a description of each candidate first,
+then per-dimension scores and totals, then the verdict. With probability ``1 - accuracy`` it
+misperceives (swaps what it saw of the two candidates), which yields a fluent, self-consistent,
+wrong judgment — the kind the distillation filter must drop.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import random
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from unireward.data.synthetic import PALETTE, read_colour
+from unireward.protocol.tasks import Task, answer_label
+
+_COLOUR_WORD = re.compile(r"\b(" + "|".join(PALETTE) + r")\b")
+_TASK_BY_OPENING = (
+    ("two images generated", Task.IMAGE_GENERATION),
+    ("two videos generated", Task.VIDEO_GENERATION),
+    ("reference image", Task.IMAGE_UNDERSTANDING),
+    ("reference video", Task.VIDEO_UNDERSTANDING),
+)
+
+
+def detect_task(text: str) -> Task | None:
+    """Which task a pairwise prompt is about, from its instructions.
+
+    >>> detect_task("Given a caption and two videos generated based on this caption, ...")
+    <Task.VIDEO_GENERATION: 'video_generation'>
+    """
+    head = text[:200]
+    for key, task in _TASK_BY_OPENING:
+        if key in head:
+            return task
+    return None
+
+
+def _field(text: str, name: str) -> str:
+    m = re.search(rf"{name}:\s*\[?(.*?)\]?\s*(?:\n|$)", text)
+    return m.group(1).strip() if m else ""
+
+
+def colours_in(text: str) -> list[str]:
+    """Palette colour words in ``text``, in order.
+
+    >>> colours_in("a square turning from red to blue")
+    ['red', 'blue']
+    """
+    return _COLOUR_WORD.findall(text)
+
+
+def _shape(text: str) -> str:
+    m = re.search(r"\b(circle|square|triangle|star)\b", text)
+    return m.group(1) if m else "shape"
+
+
+def synthetic_cot(task: Task, text: str, seen: list[list[str]], correct: bool = True) -> str:
+    """The chain of thought for one request.
+
+    ``seen`` holds the colours read from each visual input in order: one list per image (length 1)
+    or per video (its frames). Generation tasks have two inputs (the candidates); understanding
+    tasks one (the reference). ``correct=False`` swaps the perception of the two candidates.
+
+    >>> print(synthetic_cot(Task.IMAGE_GENERATION, "Text Caption: [a red circle]", [["blue"], ["red"]]))
+    <think>
+    Image 1 shows a blue circle. Image 2 shows a red circle. The caption asks for a red circle.
+    1. Semantic consistency: Image 1 (3/10); Image 2 (9/10)
+    2. Aesthetics: Image 1 (7/10); Image 2 (7/10)
+    Total score:
+    Image 1: 3+7=10
+    Image 2: 9+7=16
+    </think>
+    <answer>Image 2 is better</answer>
+    """
+    if task.is_generation:
+        caption = _field(text, "Text Caption")
+        shape = _shape(caption)
+        asked = colours_in(caption)
+        views = [s[:1] if task is Task.IMAGE_GENERATION else [s[0], s[-1]] for s in seen[:2]]
+        if not correct:
+            views = views[::-1]
+        noun = "Image" if task is Task.IMAGE_GENERATION else "Video"
+        if task is Task.IMAGE_GENERATION:
+            desc = [f"{noun} {i} shows a {v[0]} {shape}." for i, v in enumerate(views, 1)]
+            ask = f"The caption asks for a {' '.join(asked[:1])} {shape}."
+            match = [v[:1] == asked[:1] for v in views]
+            second = "Aesthetics"
+        else:
+            desc = [f"{noun} {i} goes from {v[0]} to {v[1]}." for i, v in enumerate(views, 1)]
+            ask = f"The caption asks for {' to '.join(asked[:2])}."
+            match = [v == asked[:2] for v in views]
+            second = "Temporal coherence"
+        s = [9 if m else 3 for m in match]
+        lines = [" ".join([*desc, ask])]
+        lines.append(f"1. Semantic consistency: {noun} 1 ({s[0]}/10); {noun} 2 ({s[1]}/10)")
+        lines.append(f"2. {second}: {noun} 1 (7/10); {noun} 2 (7/10)")
+    else:
+        noun = "Answer"
+        answers = [_field(text, "Answer 1"), _field(text, "Answer 2")]
+        said = [(colours_in(a) or ["nothing"])[-1] for a in answers]
+        if not correct:
+            said = said[::-1]
+        frames = seen[0] if seen else ["none"]
+        fact = frames[-1]
+        what = f"The image shows a {fact} {_shape(text)}." if task is Task.IMAGE_UNDERSTANDING else (
+            f"The video goes from {frames[0]} to {fact}."
+        )
+        lines = [f"{what} Answer 1 says {said[0]}. Answer 2 says {said[1]}."]
+        s = [9 if c == fact else 3 for c in said]
+        lines.append(f"1. Correctness: Answer 1 ({s[0]}/10); Answer 2 ({s[1]}/10)")
+        lines.append("2. Clarity: Answer 1 (8/10); Answer 2 (8/10)")
+        second_scores = (8, 8)
+    extra = 7 if noun != "Answer" else second_scores[0]
+    totals = [s[0] + extra, s[1] + extra]
+    lines += ["Total score:", f"{noun} 1: {s[0]}+{extra}={totals[0]}", f"{noun} 2: {s[1]}+{extra}={totals[1]}"]
+    winner = 1 if totals[0] >= totals[1] else 2
+    return "<think>\n" + "\n".join(lines) + "\n</think>\n<answer>" + answer_label(task, winner) + "</answer>"
+
+
+def _decode_image(url: str) -> Image.Image:
+    if not url.startswith("data:"):
+        raise ValueError("the scripted teacher accepts only base64 data URLs")
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+
+
+def read_request(messages: list[dict[str, Any]]) -> tuple[str, list[Image.Image]]:
+    """The user text and images of an OpenAI-format request."""
+    text, images = "", []
+    for msg in messages:
+        content = msg.get("content")
+        if isinstance(content, str):
+            text += content
+            continue
+        for part in content or []:
+            if part.get("type") == "text":
+                text += part.get("text", "")
+            elif part.get("type") == "image_url":
+                url = part["image_url"]["url"] if isinstance(part.get("image_url"), dict) else part.get("image_url")
+                images.append(_decode_image(url))
+    return text, images
+
+
+@dataclass
+class ScriptedTeacher:
+    """Answers requests like a teacher that is right with probability ``accuracy``."""
+
+    accuracy: float = 0.9
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.accuracy <= 1.0:
+            raise ValueError("accuracy must be in [0, 1]")
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def answer(self, messages: list[dict[str, Any]]) -> str:
+        text, images = read_request(messages)
+        task = detect_task(text)
+        if task is None:
+            return "I can only judge the four unireward pairwise tasks."
+        colours = [read_colour(im) for im in images]
+        if task is Task.IMAGE_GENERATION:
+            seen = [[c] for c in colours[:2]]
+        elif task is Task.VIDEO_GENERATION:
+            half = len(colours) // 2
+            seen = [colours[:half], colours[half:]]
+        else:
+            seen = [colours]
+        with self._lock:
+            correct = self._rng.random() < self.accuracy
+        return synthetic_cot(task, text, seen, correct)

@@ -25,7 +25,8 @@ def test_tiny_model_end_to_end(tmp_path, tiny_model, tiny_images):
     ]
     write_pairs(pairs, tmp_path / "pairs.jsonl")
     cfg = EvalConfig("pairs", str(tmp_path / "pairs.jsonl"), str(tmp_path / "out"), judge=str(tiny_model),
-                     media_root=str(tiny_images[0].parent), order="both", batch_size=2, data_kind="synthetic")  # fmt: skip
+                     media_root=str(tiny_images[0].parent), order="both", batch_size=4, data_kind="synthetic",
+                     judge_options={"max_new_tokens": 16})  # fmt: skip
     report = run_eval(cfg)  # the judge is built from the spec, as the CLI does
     records = [json.loads(x) for x in open(tmp_path / "out" / "predictions.jsonl")]
     assert len(records) == report["n_judgments"] == 8

@@ -61,8 +61,9 @@ class BaselineJudge(BaseJudge):
         return [_verdict(p, *self._winner(p)) for p in pairs]
 
 
-def build_judge(spec: str, seed: int = 0) -> BaseJudge:
-    """A judge from a command-line spec: ``baseline:KIND[:SEED]`` or a model directory.
+def build_judge(spec: str, seed: int = 0, **options: object) -> BaseJudge:
+    """A judge from a command-line spec: ``baseline:KIND[:SEED]`` or a model directory / hub id
+    (``options`` are the model judge's generation options, e.g. ``max_new_tokens``).
 
     >>> build_judge("baseline:random:7").name
     'baseline:random:7'
@@ -75,4 +76,4 @@ def build_judge(spec: str, seed: int = 0) -> BaseJudge:
 
     if not hasattr(judge_pkg, "Judge"):
         raise ValueError(f"judge {spec!r}: model judges need unireward.judge.Judge, which this install lacks")
-    return judge_pkg.Judge.from_pretrained(spec)
+    return judge_pkg.Judge.from_pretrained(spec, **{k: v for k, v in options.items() if v is not None})

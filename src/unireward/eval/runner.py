@@ -63,7 +63,7 @@ class EvalConfig:
     batch_size: int = 8
     limit: int | None = None
     data_kind: str = "real"  # "real" or "synthetic": printed beside every number
-    extra: dict[str, Any] = field(default_factory=dict)
+    judge_options: dict[str, Any] = field(default_factory=dict)  # model judges: max_new_tokens, temperature, ...
 
     def __post_init__(self) -> None:
         get_benchmark(self.benchmark)
@@ -86,7 +86,7 @@ class EvalConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         """Settings that change the predictions (not how they are scored)."""
-        keys = ("benchmark", "data", "judge", "split", "task", "protocol", "order", "seed", "samples")
+        keys = ("benchmark", "data", "judge", "split", "task", "protocol", "order", "seed", "samples", "judge_options")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -335,7 +335,7 @@ def run_eval(cfg: EvalConfig, judge: BaseJudge | None = None) -> dict[str, Any]:
         pairs = pairs[: cfg.limit]
     if not pairs:
         raise ValueError(f"{cfg.data}: no pairs to evaluate")
-    judge = judge or build_judge(cfg.judge, cfg.seed)
+    judge = judge or build_judge(cfg.judge, cfg.seed, **cfg.judge_options)
     records = predict(cfg, pairs, judge)
     report = score(cfg, pairs, records, judge.name)
     write_report(report, out)

@@ -20,7 +20,7 @@ def published() -> dict[tuple[str, str], float]:
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     out = {}
     for ln in lines[2:]:
-        cells = dict(zip(header, (c.strip() for c in ln.strip("|").split("|"))))
+        cells = dict(zip(header, (c.strip() for c in ln.strip("|").split("|")), strict=True))
         for col, task in TASKS.items():
             out[(cells["Model"], task)] = float(cells[col])
     return out

@@ -28,12 +28,12 @@ def pairs(shared_data):
 def test_all_annotations_load_with_the_right_labels(rows, pairs):
     assert len(pairs) == len(rows) == 1250
     assert len({p.id for p in pairs}) == 1250  # repeated ids are made unique
-    flipped = [(r, p) for r, p in zip(rows, pairs) if r["human_ranking"] == [1, 0]]
+    flipped = [(r, p) for r, p in zip(rows, pairs, strict=True) if r["human_ranking"] == [1, 0]]
     assert len(flipped) == 5
     for r, p in flipped:  # human_ranking[i] == 0 marks the preferred response
         assert p.label == 2 and p.candidates[1] == r["response"][1] and p.meta["item_id"] == r["id"]
     assert Counter(p.label for p in pairs) == {1: 1245, 2: 5}
-    assert all(p.reference == r["image_path"] and p.prompt == r["query"] for r, p in zip(rows, pairs))
+    assert all(p.reference == r["image_path"] and p.prompt == r["query"] for r, p in zip(rows, pairs, strict=True))
 
 
 def test_category_counts_both_mappings(pairs):
@@ -56,8 +56,8 @@ def test_cli_json_shape_and_shorter_baseline(rows, tmp_path, capsys):
     # The shorter answer is chosen whatever the order; only equal lengths depend on it.
     pref = [r["response"][r["human_ranking"].index(0)] for r in rows]
     other = [r["response"][1 - r["human_ranking"].index(0)] for r in rows]
-    wins = sum(len(a) < len(b) for a, b in zip(pref, other))
-    equal = sum(len(a) == len(b) for a, b in zip(pref, other))
+    wins = sum(len(a) < len(b) for a, b in zip(pref, other, strict=True))
+    equal = sum(len(a) == len(b) for a, b in zip(pref, other, strict=True))
     assert 100 * wins / 1250 <= out["official"]["overall"] <= 100 * (wins + equal) / 1250
     assert out["official"]["overall"] == out["legacy"]["overall"]  # mappings only regroup items
     assert out["official"]["macro"] != out["legacy"]["macro"]

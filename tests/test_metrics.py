@@ -25,7 +25,7 @@ def brute_force_with_ties(h, m):
     """Every threshold tried from scratch: 'no model ties' and each distinct |margin|."""
     best = (-1.0, None)
     for eps in [NO_MODEL_TIES] + sorted({abs(x) for x in m}):
-        right = sum((hi == 0 and abs(mi) <= eps) or (hi != 0 and abs(mi) > eps and hi * mi > 0) for hi, mi in zip(h, m))
+        right = sum((hi == 0 and abs(mi) <= eps) or (hi != 0 and abs(mi) > eps and hi * mi > 0) for hi, mi in zip(h, m, strict=True))
         if right / len(h) > best[0]:
             best = (right / len(h), eps)
     return best
@@ -55,7 +55,7 @@ def test_videoalign_loop_is_at_least_every_threshold_that_predicts_ties(rows):
     exact, _ = accuracy_with_ties(h, m)
     official, _ = accuracy_with_ties_videoalign(h, m)
     with_ties_only = max(
-        sum((hi == 0 and abs(mi) <= e) or (hi != 0 and abs(mi) > e and hi * mi > 0) for hi, mi in zip(h, m)) / len(h)
+        sum((hi == 0 and abs(mi) <= e) or (hi != 0 and abs(mi) > e and hi * mi > 0) for hi, mi in zip(h, m, strict=True)) / len(h)
         for e in {abs(x) for x in m}
     )
     assert official >= with_ties_only - 1e-12
@@ -77,7 +77,7 @@ def _toy():
     h = [1, -1, 0, 1, -1, 0, 1, -1, 0]
     a = [0.9, -0.7, 0.1, 0.8, -0.6, 0.2, 0.7, -0.5, 0.3]
     b = [0.1, -0.8, 0.5, 0.5, -0.3, 0.3, 0.4, -0.4, 0.4]
-    return h, [x - y for x, y in zip(a, b)]
+    return h, [x - y for x, y in zip(a, b, strict=True)]
 
 
 def test_videoalign_toy_example():
@@ -117,7 +117,7 @@ def test_videoalign_example_labels_load_as_signs(shared_data):
         rows = list(csv.DictReader(f))
     assert len(pairs) == len(rows) == 12
     sign = {"A": 1, "B": -1, "same": 0}
-    for p, r in zip(pairs, rows):
+    for p, r in zip(pairs, rows, strict=True):
         assert p.meta["labels"] == {d: sign[r[d]] for d in ("VQ", "MQ", "TA")}
 
 

@@ -178,7 +178,7 @@ def genai_bench_scores(model_votes: Sequence[str | None], human_votes: Sequence[
         raise ValueError("model_votes and human_votes differ in length")
     n = len(human_votes)
     official = tau = diff_ok = diff_n = unparsed = 0
-    for mv, hv in zip(model_votes, human_votes):
+    for mv, hv in zip(model_votes, human_votes, strict=True):
         official += genai_bench_correct(mv, hv)
         model3 = _THREE_WAY.get(mv) if mv is not None else None
         unparsed += mv is None
@@ -187,7 +187,9 @@ def genai_bench_scores(model_votes: Sequence[str | None], human_votes: Sequence[
         if human3 != "tie":
             diff_n += 1
             diff_ok += model3 == human3
-    pct = (lambda k, d: 100.0 * k / d if d else math.nan)
+    def pct(k: int, d: int) -> float:
+        return 100.0 * k / d if d else math.nan
+
     return {"accuracy": pct(official, n), "tau": pct(tau, n), "diff": pct(diff_ok, diff_n),
             "n": n, "n_diff": diff_n, "unparsed": unparsed}  # fmt: skip
 
@@ -239,7 +241,7 @@ def category_accuracy(
     if len(categories) != len(correct):
         raise ValueError("categories and correct differ in length")
     per: dict[str, list[int]] = {}
-    for cat, ok in zip(categories, correct):
+    for cat, ok in zip(categories, correct, strict=True):
         n_ok = per.setdefault(cat, [0, 0, 0])  # items, counted, right
         n_ok[0] += 1
         if ok is None and exclude_unparsed:

@@ -96,7 +96,7 @@ def load_vl_rewardbench(path: str, split: str | None = None, cache_dir: Path | N
     records = read_records(path, split or "test")
     ids = _unique_ids([str(r["id"]) for r in records])
     pairs = []
-    for n, (rec, pid) in enumerate(zip(records, ids), start=1):
+    for n, (rec, pid) in enumerate(zip(records, ids, strict=True), start=1):
         ranking = list(rec["human_ranking"])
         if sorted(ranking) != [0, 1] or len(rec["response"]) != 2:
             raise SchemaError(f"expected two responses ranked [0, 1] or [1, 0], got {ranking}", f"{path}:{n}", "human_ranking")

@@ -185,7 +185,7 @@ def predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge) -> l
             judgments = judge.compare_batch([it.presented() for it in ready], cfg.media_root) if ready else []
             if len(judgments) != len(ready):
                 raise RuntimeError(f"judge {judge.name} returned {len(judgments)} judgments for {len(ready)} pairs")
-            by_key = dict(zip((it.key for it in ready), judgments))
+            by_key = dict(zip((it.key for it in ready), judgments, strict=True))
             for it in batch:
                 rec = _record(it, by_key.get(it.key), cfg.protocol, judge.name, errors[it.key])
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")

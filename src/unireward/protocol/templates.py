@@ -67,6 +67,13 @@ register_family(
     "Our pointwise CoT prompts: per-dimension 1-10 scores, overall score in <answer>.",
 )
 
+register_family(
+    "unireward-compact",
+    _builtin("unireward_compact"),
+    Mode.PAIRWISE,
+    "Short pairwise prompts with the same output contract, for small models and CPU runs.",
+)
+
 DEFAULT_FAMILY = {Mode.PAIRWISE: "unifiedreward-think", Mode.POINTWISE: "unireward-pointwise"}
 
 

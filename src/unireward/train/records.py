@@ -78,11 +78,12 @@ def iter_rows(
     budget: VisionBudget,
     with_completion: bool,
     errors: list[str] | None = None,
+    family: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     for rec in records:
         pair = PreferencePair.from_dict(rec["pair"])
         try:
-            row = prompt_row(pair, media_root, budget)
+            row = prompt_row(pair, media_root, budget, family)
         except MediaError as e:
             if errors is not None:
                 errors.append(f"{pair.id}: {e}")

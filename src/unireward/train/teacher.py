@@ -15,9 +15,12 @@ import io
 import random
 import re
 import threading
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import FastAPI, HTTPException, Request
 from PIL import Image
 
 from unireward.data.synthetic import PALETTE, read_colour
@@ -25,10 +28,12 @@ from unireward.protocol.tasks import Task, answer_label
 
 _COLOUR_WORD = re.compile(r"\b(" + "|".join(PALETTE) + r")\b")
 _TASK_BY_OPENING = (
-    ("two images generated", Task.IMAGE_GENERATION),
-    ("two videos generated", Task.VIDEO_GENERATION),
+    ("two images", Task.IMAGE_GENERATION),
+    ("two videos", Task.VIDEO_GENERATION),
     ("reference image", Task.IMAGE_UNDERSTANDING),
+    ("about the image", Task.IMAGE_UNDERSTANDING),
     ("reference video", Task.VIDEO_UNDERSTANDING),
+    ("about the video", Task.VIDEO_UNDERSTANDING),
 )
 
 
@@ -64,6 +69,10 @@ def _shape(text: str) -> str:
     return m.group(1) if m else "shape"
 
 
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def synthetic_cot(task: Task, text: str, seen: list[list[str]], correct: bool = True) -> str:
     """The chain of thought for one request.
 
@@ -91,8 +100,8 @@ def synthetic_cot(task: Task, text: str, seen: list[list[str]], correct: bool = 
             views = views[::-1]
         noun = "Image" if task is Task.IMAGE_GENERATION else "Video"
         if task is Task.IMAGE_GENERATION:
-            desc = [f"{noun} {i} shows a {v[0]} {shape}." for i, v in enumerate(views, 1)]
-            ask = f"The caption asks for a {' '.join(asked[:1])} {shape}."
+            desc = [f"{noun} {i} shows {_a(v[0])} {v[0]} {shape}." for i, v in enumerate(views, 1)]
+            ask = f"The caption asks for {_a(asked[0] if asked else '')} {' '.join(asked[:1])} {shape}."
             match = [v[:1] == asked[:1] for v in views]
             second = "Aesthetics"
         else:
@@ -112,7 +121,7 @@ def synthetic_cot(task: Task, text: str, seen: list[list[str]], correct: bool = 
             said = said[::-1]
         frames = seen[0] if seen else ["none"]
         fact = frames[-1]
-        what = f"The image shows a {fact} {_shape(text)}." if task is Task.IMAGE_UNDERSTANDING else (
+        what = f"The image shows {_a(fact)} {fact} {_shape(text)}." if task is Task.IMAGE_UNDERSTANDING else (
             f"The video goes from {frames[0]} to {fact}."
         )
         lines = [f"{what} Answer 1 says {said[0]}. Answer 2 says {said[1]}."]
@@ -179,3 +188,66 @@ class ScriptedTeacher:
         with self._lock:
             correct = self._rng.random() < self.accuracy
         return synthetic_cot(task, text, seen, correct)
+
+
+def create_teacher_app(teacher: ScriptedTeacher, model_name: str = "scripted-teacher") -> Any:
+    """A FastAPI app with the OpenAI ``/v1/chat/completions`` route answering as ``teacher``."""
+    app = FastAPI(title="unireward scripted teacher")
+
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "unireward"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise HTTPException(400, "messages must be a non-empty list")
+        try:
+            text = teacher.answer(messages)
+        except Exception as e:  # a malformed image is the client's fault
+            raise HTTPException(400, f"cannot read request: {type(e).__name__}: {e}") from None
+        n_in = sum(len(str(m.get("content", ""))) for m in messages) // 4
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", model_name),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": n_in, "completion_tokens": len(text) // 4, "total_tokens": n_in + len(text) // 4},
+        }  # fmt: skip
+
+    return app
+
+
+class BackgroundServer:
+    """Run an ASGI app with uvicorn in a daemon thread on 127.0.0.1 (a free port unless given)."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0):
+        import socket
+
+        import uvicorn
+
+        if port == 0:
+            with socket.socket() as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
+        self.host, self.port = host, port
+        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def __enter__(self) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"server on {self.host}:{self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

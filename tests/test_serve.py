@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import torch
 from PIL import Image
 
 from unireward.judge import BatchingBackend, Judge, JudgeOptions, TransformersBackend
@@ -48,7 +49,14 @@ def _wait(url: str, timeout: float = 120.0, proc: subprocess.Popen | None = None
 def base_url(tiny_model: Path) -> Iterator[str]:
     import uvicorn
 
-    backend = BatchingBackend(TransformersBackend.load(str(tiny_model)))
+    local = TransformersBackend.load(str(tiny_model))
+    # wider random weights: answers then depend on the image, so mixed-up answers would show
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in local.model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0.0, 0.3, generator=gen)
+    backend = BatchingBackend(local)
     judge = Judge(backend, JudgeOptions(max_new_tokens=8))
     limits = ServerLimits(max_request_bytes=2 << 20, max_images=4, max_image_pixels=256 * 256, max_new_tokens=64)
     app = create_app(judge, limits, api_key=KEY, model_name="tiny-judge")
@@ -160,3 +168,39 @@ def test_serve_command_starts_and_answers(tiny_model: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_concurrent_requests_get_their_own_answers(base_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = openai.OpenAI(base_url=base_url + "/v1", api_key=KEY, max_retries=0)
+    colours = ["red", "blue", "green", "yellow", "purple", "orange"]
+    images = [[Image.new("RGB", (56 + 28 * (i % 3), 56), c)] for i, c in enumerate(colours)]
+
+    def ask(imgs: list[Image.Image]) -> str:
+        return _chat(client, imgs, max_tokens=6, temperature=0).choices[0].message.content
+
+    sequential = [ask(imgs) for imgs in images]
+    with ThreadPoolExecutor(len(images)) as pool:
+        concurrent = list(pool.map(ask, images))
+    assert len(set(sequential)) > 1
+    assert concurrent == sequential  # merged into shared batches, yet every caller gets its own greedy answer
+
+
+def test_video_file_upload_counts_frames(base_url: str, videoalign_videos: list[Path]) -> None:
+    video = "data:video/mp4;base64," + base64.b64encode(videoalign_videos[0].read_bytes()).decode()
+    r = httpx.post(base_url + "/v1/judge", headers={"Authorization": f"Bearer {KEY}"}, timeout=60,
+                   json={"task": "video_understanding", "prompt": "what moves?", "candidates": ["a", "b"], "reference": video})  # fmt: skip
+    assert r.status_code == 413 and "too many images" in r.json()["error"]["message"]  # 8 frames > 4
+
+
+def test_judge_cli_through_the_server(base_url: str, tiny_images: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from unireward.cli import main
+
+    rc = main(["judge", "--model", "tiny-judge", "--base-url", base_url + "/v1", "--api-key", KEY,
+               "--task", "image_generation", "--prompt", "a red square",
+               "--candidate", str(tiny_images[0]), "--candidate", str(tiny_images[1]), "--max-new-tokens", "4"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["error"] is None and out["status"] in ("ok", "invalid", "truncated")

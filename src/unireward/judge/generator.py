@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from unireward.judge.aggregate import best_index, group_win_rates, preference_of_first
-from unireward.judge.judge import Judge, JudgeResult
+from unireward.judge.judge import Judge, JudgeResult, load_medium
+from unireward.media import MediaError
+from unireward.protocol.tasks import Task
 
 
 @dataclass
@@ -68,6 +70,20 @@ def group_rewards(
     for g, judged in zip(groups, per_group, strict=True):
         outcomes = {k: preference_of_first(r.preference) for k, r in judged.items()}
         out.append(GroupRewards(group_win_rates(len(g.candidates), outcomes), judged))
+    return out
+
+
+def _preload(judge: Judge, group: Group, media_root: Any) -> list[Any]:
+    """Decode each generated medium once per group, not once per pair it appears in."""
+    task = Task.parse(group.task)
+    if not task.is_generation:
+        return list(group.candidates)
+    out = []
+    for c in group.candidates:
+        try:
+            out.append(load_medium(c, task, media_root, judge.budget, 2))
+        except MediaError:
+            out.append(c)  # judged as given, so the pair reports the error
     return out
 
 

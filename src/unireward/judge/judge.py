@@ -66,7 +66,7 @@ class _Item:
     pair: PreferencePair | None = None  # schema pairs go through the shared request builder
 
 
-def _load_ref(ref: Any, task: Task, root: Any, budget: VisionBudget, n: int) -> Any:
+def load_medium(ref: Any, task: Task, root: Any, budget: VisionBudget, n: int) -> Any:
     """An image or a video (path, PIL image, frame list, bytes) loaded under the budget."""
     if isinstance(ref, Image.Image) or isinstance(ref, (bytes, bytearray)):
         return load_image(ref, budget, n_images=n)
@@ -257,10 +257,10 @@ class Judge(BaseJudge):
             return load_pair_media(item.pair, root, self.budget)
         if item.task.is_generation:
             n = len(item.candidates)
-            return [_load_ref(c, item.task, root, self.budget, n) for c in item.candidates]
+            return [load_medium(c, item.task, root, self.budget, n) for c in item.candidates]
         if item.reference is None:
             raise MediaError("<none>", f"{item.task.value} needs a reference image or video")
-        return [_load_ref(item.reference, item.task, root, self.budget, 1)]
+        return [load_medium(item.reference, item.task, root, self.budget, 1)]
 
     def _run_pairwise(self, items: list[_Item], root: Any) -> list[JudgeResult]:
         swap = self.options.swap

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import logging
 import random
 import threading
@@ -154,6 +155,9 @@ def _classify(exc: BaseException) -> tuple[bool, int | None]:
 
     if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, asyncio.TimeoutError)):
         return True, None
+    # A body that is not the promised JSON (a proxy's error page, a cut connection) is transient too.
+    if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, _MalformedResponse)):
+        return True, None
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         return status in _RETRY_STATUS or status >= 500, status
@@ -241,8 +245,6 @@ class ChatClient:
                         model=self.model, messages=payload, extra_body=extra or None, **kwargs
                     )
                 return _to_response(resp, name)
-            except ChatError:
-                raise
             except Exception as e:
                 retryable, status = _classify(e)
                 if not retryable or attempt >= self.max_retries:
@@ -296,15 +298,19 @@ def _short(e: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+class _MalformedResponse(Exception):
+    """A 200 answer without usable choices; retried like a transient failure."""
+
+
 def _to_response(resp: Any, name: str) -> ChatResponse:
     choices = getattr(resp, "choices", None) or []
     if not choices:
-        raise ChatError(f"{name}: response has no choices")
+        raise _MalformedResponse(f"{name}: response has no choices ({str(resp)[:80]!r})")
     texts = []
     for c in choices:
         content = c.message.content if c.message is not None else None
         if content is None:
-            raise ChatError(f"{name}: response choice {c.index} has no text content")
+            raise _MalformedResponse(f"{name}: response choice {c.index} has no text content")
         texts.append(content)
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
     if getattr(resp, "usage", None) is not None:

@@ -37,6 +37,7 @@ class Qwen25VLFamily(ModelFamily):
         vision_hidden: int = 64,
         vision_depth: int = 2,
         vocab_size: int = 1024,
+        rope_theta: float = 10000.0,
     ) -> Path:
         import torch
         from transformers import (
@@ -65,7 +66,7 @@ class Qwen25VLFamily(ModelFamily):
                 "num_hidden_layers": num_layers, "num_attention_heads": heads, "num_key_value_heads": max(1, heads // 2),
                 "max_position_embeddings": 32768, "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
                 "pad_token_id": ids["<|endoftext|>"], "tie_word_embeddings": True,
-                "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
+                "rope_parameters": {"rope_type": "default", "rope_theta": rope_theta, "mrope_section": mrope},
             },
             vision_config={
                 "depth": vision_depth, "hidden_size": vision_hidden, "intermediate_size": vision_hidden * 2,

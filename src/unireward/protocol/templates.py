@@ -26,6 +26,12 @@ class TemplateFamily:
     mode: Mode
     directory: Path
     description: str = ""
+    #: "first" (the official layout: media, then text) or "last" (text, then media)
+    media_position: str = "first"
+
+    def __post_init__(self) -> None:
+        if self.media_position not in ("first", "last"):
+            raise ValueError(f"media_position must be 'first' or 'last', got {self.media_position!r}")
 
     def text(self, task: Task | str) -> str:
         task = Task.parse(task)
@@ -47,9 +53,12 @@ def _builtin(folder: str) -> Path:
 _REGISTRY: dict[str, TemplateFamily] = {}
 
 
-def register_family(name: str, directory: str | Path, mode: Mode | str, description: str = "") -> TemplateFamily:
+def register_family(
+    name: str, directory: str | Path, mode: Mode | str, description: str = "", media_position: str = "first"
+) -> TemplateFamily:
     """Add a family (e.g. your own prompts) so every stage can refer to it by name."""
-    family = TemplateFamily(name=name, mode=Mode(mode), directory=Path(directory), description=description)
+    family = TemplateFamily(name=name, mode=Mode(mode), directory=Path(directory), description=description,
+                            media_position=media_position)  # fmt: skip
     _REGISTRY[name] = family
     return family
 
@@ -71,7 +80,11 @@ register_family(
     "unireward-compact",
     _builtin("unireward_compact"),
     Mode.PAIRWISE,
-    "Short pairwise prompts with the same output contract, for small models and CPU runs.",
+    "Short pairwise prompts with the same output contract, for small models and CPU runs. Media come "
+    "after the text, so each candidate sits a few tokens from where the judgment starts: a two-layer "
+    "model binds 'Image 1' to its pixels by short relative distance instead of resolving a few "
+    "positions at long range.",
+    media_position="last",
 )
 
 DEFAULT_FAMILY = {Mode.PAIRWISE: "unifiedreward-think", Mode.POINTWISE: "unireward-pointwise"}
@@ -156,7 +169,8 @@ def render_messages(
     mode: Mode | str = Mode.PAIRWISE,
     video_as: str = "video",
 ) -> list[dict[str, Any]]:
-    """Chat messages for one request: media parts first, then the filled template.
+    """Chat messages for one request: media parts first, then the filled template (or the other way
+    round for a family with ``media_position="last"``).
 
     ``media`` holds, in order, the candidate media (generation tasks) or the reference media
     (understanding tasks). Each item is whatever the processor accepts (path, PIL image, or for
@@ -168,7 +182,8 @@ def render_messages(
     ['image', 'image', 'text']
     """
     task = Task.parse(task)
-    fam_mode = get_family(family, mode).mode
+    fam = get_family(family, mode)
+    fam_mode = fam.mode
     need = 2 if task.is_generation and fam_mode is Mode.PAIRWISE else 1
     if len(media) != need:
         what = "candidate" if task.is_generation else "reference"
@@ -180,5 +195,6 @@ def render_messages(
             parts.extend(media_part("image", frame) for frame in item)
         else:
             parts.append(media_part(kind, item))
-    parts.append({"type": "text", "text": render_text(task, prompt, tuple(answers), family, mode)})
+    text = {"type": "text", "text": render_text(task, prompt, tuple(answers), family, mode)}
+    parts = parts + [text] if fam.media_position == "first" else [text, *parts]
     return [{"role": "user", "content": parts}]

@@ -51,8 +51,9 @@ def detect_task(text: str) -> Task | None:
 
 
 def _field(text: str, name: str) -> str:
-    m = re.search(rf"{name}:\s*\[?(.*?)\]?\s*(?:\n|$)", text)
-    return m.group(1).strip() if m else ""
+    # The last occurrence: the official templates show "Answer 1: ..." in their example first.
+    found = re.findall(rf"{name}:\s*\[?(.*?)\]?\s*(?:\n|$)", text)
+    return found[-1].strip() if found else ""
 
 
 def colours_in(text: str) -> list[str]:
@@ -84,10 +85,9 @@ def synthetic_cot(task: Task, text: str, seen: list[list[str]], correct: bool = 
     <think>
     Image 1 shows a blue circle. Image 2 shows a red circle. The caption asks for a red circle.
     1. Semantic consistency: Image 1 (3/10); Image 2 (9/10)
-    2. Aesthetics: Image 1 (7/10); Image 2 (7/10)
     Total score:
-    Image 1: 3+7=10
-    Image 2: 9+7=16
+    Image 1: 3
+    Image 2: 9
     </think>
     <answer>Image 2 is better</answer>
     """
@@ -103,16 +103,13 @@ def synthetic_cot(task: Task, text: str, seen: list[list[str]], correct: bool = 
             desc = [f"{noun} {i} shows {_a(v[0])} {v[0]} {shape}." for i, v in enumerate(views, 1)]
             ask = f"The caption asks for {_a(asked[0] if asked else '')} {' '.join(asked[:1])} {shape}."
             match = [v[:1] == asked[:1] for v in views]
-            second = "Aesthetics"
         else:
             desc = [f"{noun} {i} goes from {v[0]} to {v[1]}." for i, v in enumerate(views, 1)]
             ask = f"The caption asks for {' to '.join(asked[:2])}."
             match = [v == asked[:2] for v in views]
-            second = "Temporal coherence"
         s = [9 if m else 3 for m in match]
         lines = [" ".join([*desc, ask])]
         lines.append(f"1. Semantic consistency: {noun} 1 ({s[0]}/10); {noun} 2 ({s[1]}/10)")
-        lines.append(f"2. {second}: {noun} 1 (7/10); {noun} 2 (7/10)")
     else:
         noun = "Answer"
         answers = [_field(text, "Answer 1"), _field(text, "Answer 2")]
@@ -127,12 +124,9 @@ def synthetic_cot(task: Task, text: str, seen: list[list[str]], correct: bool = 
         lines = [f"{what} Answer 1 says {said[0]}. Answer 2 says {said[1]}."]
         s = [9 if c == fact else 3 for c in said]
         lines.append(f"1. Correctness: Answer 1 ({s[0]}/10); Answer 2 ({s[1]}/10)")
-        lines.append("2. Clarity: Answer 1 (8/10); Answer 2 (8/10)")
-        second_scores = (8, 8)
-    extra = 7 if noun != "Answer" else second_scores[0]
-    totals = [s[0] + extra, s[1] + extra]
-    lines += ["Total score:", f"{noun} 1: {s[0]}+{extra}={totals[0]}", f"{noun} 2: {s[1]}+{extra}={totals[1]}"]
-    winner = 1 if totals[0] >= totals[1] else 2
+    # One scored dimension keeps the chain short for CPU training; totals are still stated.
+    lines += ["Total score:", f"{noun} 1: {s[0]}", f"{noun} 2: {s[1]}"]
+    winner = 1 if s[0] >= s[1] else 2
     return "<think>\n" + "\n".join(lines) + "\n</think>\n<answer>" + answer_label(task, winner) + "</answer>"
 
 

@@ -1,0 +1,224 @@
+"""Training commands: ``distill``, ``sft``, ``sample``, ``grpo``, ``pipeline``, ``demo``, ``teacher``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def _budget_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--media-root", default=None, help="root for relative media paths")
+    p.add_argument("--template-family", default=None, help="prompt family (default: the official prompts)")
+    p.add_argument("--max-pixels", type=int, default=None)
+    p.add_argument("--frames", type=int, default=None)
+
+
+def _budget(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.max_pixels:
+        out["max_pixels"] = args.max_pixels
+    if args.frames:
+        out["frames"] = args.frames
+    return out
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("distill", help="distil CoT judgments from a teacher endpoint (cold-start data)")
+    p.add_argument("pairs", help="labelled pairs (JSONL)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--base-url", required=True, help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1")
+    p.add_argument("--model", default="gpt-4o")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY")
+    p.add_argument("--tasks", default="image_generation", help="comma-separated tasks to distil (paper: image generation)")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--max-retries", type=int, default=4)
+    p.add_argument("--max-tokens", type=int, default=2048)
+    p.add_argument("--limit", type=int, default=None)
+    _budget_args(p)
+    p.set_defaults(func=_distill)
+
+    p = sub.add_parser("sft", help="SFT on CoT records (cold start or rejection-sampling stage)")
+    p.add_argument("records", help="JSONL of {pair, completion}")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--family", default=None)
+    p.add_argument("--config", default=None, help="YAML/JSON of SFTStageConfig fields")
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--epochs", type=float, default=None)
+    p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on save)")
+    p.add_argument("--train-vision", action="store_true", help="do not freeze the vision tower")
+    _budget_args(p)
+    p.set_defaults(func=_sft)
+
+    p = sub.add_parser("sample", help="rejection sampling: k judgments per pair, routed to SFT or GRPO")
+    p.add_argument("pairs")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--family", default=None)
+    p.add_argument("-k", type=int, default=4)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--judged-by", choices=["majority", "any", "all"], default="majority")
+    p.add_argument("--limit", type=int, default=None)
+    _budget_args(p)
+    p.set_defaults(func=_sample)
+
+    p = sub.add_parser("grpo", help="GRPO with format + accuracy rewards (TRL)")
+    p.add_argument("records", help="JSONL of {pair} (e.g. grpo.jsonl from `unireward sample`)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--family", default=None)
+    p.add_argument("--config", default=None, help="YAML/JSON of GRPOStageConfig fields")
+    p.add_argument("--rewards", default="format,accuracy", help="comma-separated: format, accuracy, strict_format, consistency")
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--lora", action="store_true")
+    p.add_argument("--use-vllm", action="store_true")
+    p.add_argument("--vllm-mode", choices=["colocate", "server"], default=None)
+    _budget_args(p)
+    p.set_defaults(func=_grpo)
+
+    p = sub.add_parser("pipeline", help="distill -> cold start -> rejection sampling -> SFT -> GRPO -> evaluation")
+    p.add_argument("--recipe", required=True, help="a recipe file or a name in configs/recipes")
+    p.add_argument("--out", required=True)
+    p.add_argument("--dry-run", action="store_true", help="validate and print every stage's configuration; load nothing")
+    p.add_argument("--stop-after", default=None, help="stop after this stage")
+    p.set_defaults(func=_pipeline)
+
+    p = sub.add_parser("demo", help="the CPU demo: the tiny-cpu recipe on the synthetic task")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--recipe", default="tiny-cpu")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("teacher", help="serve the scripted synthetic-task teacher on the OpenAI chat API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8009)
+    p.add_argument("--accuracy", type=float, default=0.9)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_teacher)
+
+
+def _load_overrides(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of config fields")
+    return data
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from unireward.train.distill import DistillConfig, distill
+
+    cfg = DistillConfig(
+        pairs=args.pairs, out_dir=args.out, base_url=args.base_url, model=args.model, api_key_env=args.api_key_env,
+        media_root=args.media_root, template_family=args.template_family, tasks=tuple(args.tasks.split(",")),
+        limit=args.limit, concurrency=args.concurrency, timeout=args.timeout, max_retries=args.max_retries,
+        max_tokens=args.max_tokens, budget=_budget(args),
+    )  # fmt: skip
+    print(json.dumps(distill(cfg).to_dict(), indent=2))
+    return 0
+
+
+def _sft(args: argparse.Namespace) -> int:
+    from unireward.train.sft import LoraSettings, SFTStageConfig, run_sft
+
+    values: dict[str, Any] = {"media_root": args.media_root, "template_family": args.template_family,
+                              "family": args.family, "budget": _budget(args), **_load_overrides(args.config)}  # fmt: skip
+    for key, val in (("learning_rate", args.learning_rate), ("max_steps", args.max_steps), ("num_train_epochs", args.epochs)):
+        if val is not None:
+            values[key] = val
+    if args.lora:
+        values["lora"] = LoraSettings()
+    if args.train_vision:
+        values["freeze_vision"] = False
+    final = run_sft(SFTStageConfig(model=args.model, train_file=args.records, output_dir=args.out, **values))
+    print(json.dumps({"model": str(final)}))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from unireward.train.sample import SampleConfig, sample
+
+    cfg = SampleConfig(
+        model=args.model, pairs=args.pairs, out_dir=args.out, family=args.family, media_root=args.media_root,
+        template_family=args.template_family, k=args.k, temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens, judged_by=args.judged_by, limit=args.limit, budget=_budget(args),
+    )  # fmt: skip
+    stats = sample(cfg)
+    stats.pop("config", None)
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+def _grpo(args: argparse.Namespace) -> int:
+    from unireward.train.grpo import GRPOStageConfig, run_grpo
+    from unireward.train.sft import LoraSettings
+
+    values: dict[str, Any] = {"media_root": args.media_root, "template_family": args.template_family, "family": args.family,
+                              "rewards": tuple(args.rewards.split(",")), "budget": _budget(args), **_load_overrides(args.config)}  # fmt: skip
+    for key, val in (("max_steps", args.max_steps), ("learning_rate", args.learning_rate), ("vllm_mode", args.vllm_mode)):
+        if val is not None:
+            values[key] = val
+    if args.lora:
+        values["lora"] = LoraSettings()
+    if args.use_vllm:
+        values["use_vllm"] = True
+    final = run_grpo(GRPOStageConfig(model=args.model, train_file=args.records, output_dir=args.out, **values))
+    print(json.dumps({"model": str(final)}))
+    return 0
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    from unireward.train.pipeline import Pipeline, dry_run
+    from unireward.train.recipe import STAGES, load_recipe
+
+    recipe = load_recipe(args.recipe)
+    if args.stop_after and args.stop_after not in STAGES:
+        raise ValueError(f"--stop-after must be one of {STAGES}")
+    if args.dry_run:
+        print(json.dumps(dry_run(recipe, args.out), indent=2, default=str))
+        return 0
+    report = Pipeline(recipe, args.out, stop_after=args.stop_after).run()
+    _print_table(report)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    args.dry_run, args.stop_after = False, None
+    return _pipeline(args)
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    tasks = sorted({t for s in report["stages"] for t in s["per_task"]})
+    title = (f"{report['recipe']}: held-out pairwise accuracy on {report['test_pairs']} "
+             f"{report['data'].upper()} pairs ({report['test_file_name']}; no ties; unparsed = wrong)")  # fmt: skip
+    table = Table(title=title)
+    for col in ("stage", "accuracy %", "format valid %", *tasks):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for s in report["stages"]:
+        table.add_row(s["name"], f"{100 * s['accuracy']:.1f}", f"{100 * s['format_validity']:.1f}",
+                      *(f"{100 * s['per_task'].get(t, 0):.1f}" for t in tasks))  # fmt: skip
+    console = Console()
+    console.print(table)
+    for k, v in report.get("gains", {}).items():
+        console.print(f"{k}: {v:+.1f} points")
+
+
+def _teacher(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from unireward.train.teacher import ScriptedTeacher, create_teacher_app
+
+    print(json.dumps({"base_url": f"http://{args.host}:{args.port}/v1", "accuracy": args.accuracy}), flush=True)
+    uvicorn.run(create_teacher_app(ScriptedTeacher(args.accuracy, args.seed)), host=args.host, port=args.port, log_level="warning")
+    return 0

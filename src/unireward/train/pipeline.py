@@ -1,0 +1,232 @@
+"""The whole method in one resumable run: distill -> cold-start SFT -> rejection sampling -> SFT ->
+GRPO, with a held-out evaluation after each stage and a report (JSON, Markdown, PNG plots).
+
+Each finished stage writes ``stages/<name>.json``; a rerun skips finished stages, and the stages
+themselves resume (teacher cache, sample file, trainer checkpoints) when killed midway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from unireward.train.recipe import Layout, Recipe, resolve
+
+log = logging.getLogger(__name__)
+
+EVAL_STAGES = {"eval_base": "base", "eval_cold_start": "cold_start",
+               "eval_rejection_sampling": "rejection_sampling", "eval_grpo": "grpo"}  # fmt: skip
+
+
+def _jsonable(x: Any) -> Any:
+    if is_dataclass(x) and not isinstance(x, type):
+        return {k: _jsonable(v) for k, v in asdict(x).items()}
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def dry_run(recipe: Recipe, out_dir: str) -> dict[str, Any]:
+    """Every stage's resolved configuration, as JSON-ready data (no model is loaded)."""
+    return _jsonable(resolve(recipe, out_dir))
+
+
+def stage_metrics(records: list[dict[str, Any]], pairs: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy (lenient verdict == label), strict format validity and per-task accuracy.
+
+    >>> from unireward.data.schema import PreferencePair
+    >>> p = PreferencePair("a", "image_generation", "x", ("1.png", "2.png"), 1)
+    >>> recs = [{"id": "a", "winner": 1, "text": "<think>t</think><answer>Image 1 is better</answer>"}]
+    >>> stage_metrics(recs, {"a": p})["accuracy"], stage_metrics(recs, {"a": p})["format_validity"]
+    (1.0, 1.0)
+    """
+    from unireward.protocol.parser import parse_judgment
+
+    hits: Counter[str] = Counter()
+    totals: Counter[str] = Counter()
+    fmt = n = correct = 0
+    for rec in records:
+        pair = pairs[rec["id"]]
+        ok = parse_judgment(rec.get("text") or "", pair.task, strict=True).ok
+        right = rec.get("winner") == pair.label
+        n += 1
+        fmt += ok
+        correct += right
+        totals[pair.task.value] += 1
+        hits[pair.task.value] += right
+    return {
+        "accuracy": correct / n if n else None, "format_validity": fmt / n if n else None, "n": n,
+        "per_task": {t: hits[t] / totals[t] for t in sorted(totals)}, "per_task_n": dict(totals),
+    }  # fmt: skip
+
+
+class Pipeline:
+    def __init__(self, recipe: Recipe, out_dir: str, stop_after: str | None = None):
+        self.recipe = recipe
+        self.lay = Layout(Path(out_dir))
+        self.cfg = resolve(recipe, out_dir)
+        self.stop_after = stop_after
+        self.lay.stages.mkdir(parents=True, exist_ok=True)
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def _marker(self, stage: str) -> Path:
+        return self.lay.stages / f"{stage}.json"
+
+    def done(self, stage: str) -> dict[str, Any] | None:
+        m = self._marker(stage)
+        return json.loads(m.read_text()) if m.exists() else None
+
+    def _finish(self, stage: str, info: dict[str, Any], started: float) -> dict[str, Any]:
+        info = {"stage": stage, "seconds": round(time.time() - started, 1), **info}
+        self._marker(stage).write_text(json.dumps(_jsonable(info), indent=2, default=str))
+        return info
+
+    # -- stages -----------------------------------------------------------------------------------
+    def prepare(self) -> dict[str, Any]:
+        info: dict[str, Any] = {}
+        syn = self.recipe.data.synthetic
+        if syn is not None:
+            from unireward.data.synthetic import SyntheticConfig, generate
+
+            root = self.lay.data / "synthetic"
+            common = {"size": syn.size, "frames": syn.frames, "seed": syn.seed}
+            cold = generate(root, SyntheticConfig(n_per_task={"image_generation": syn.cold_start_pairs}, **common), "cold_start")
+            train = generate(root, SyntheticConfig(n_per_task=dict.fromkeys(_tasks(), syn.train_per_task), **common), "train")
+            test = generate(root, SyntheticConfig(n_per_task=dict.fromkeys(_tasks(), syn.test_per_task), **common), "test")
+            info["data"] = {"kind": "synthetic", "cold_start": len(cold), "train": len(train), "test": len(test)}
+        else:
+            info["data"] = {"kind": "files", **self.cfg["data"]}
+        if self.recipe.model.base == "tiny":
+            from unireward.models import get_family
+
+            get_family(self.recipe.model.family).build_tiny(self.lay.model("base"), seed=self.recipe.seed, **self.recipe.model.tiny)
+            info["model"] = {"base": "tiny random", "family": self.recipe.model.family, **self.recipe.model.tiny}
+        else:
+            info["model"] = {"base": self.recipe.model.base, "family": self.recipe.model.family}
+        return info
+
+    def distill(self) -> dict[str, Any]:
+        from unireward.train.distill import distill
+
+        cfg = self.cfg["distill"]
+        t = self.recipe.teacher
+        if t.kind == "scripted":
+            from unireward.train.teacher import BackgroundServer, ScriptedTeacher, create_teacher_app
+
+            with BackgroundServer(create_teacher_app(ScriptedTeacher(t.accuracy, seed=self.recipe.seed))) as srv:
+                cfg.base_url = srv.base_url
+                report = distill(cfg)
+        else:
+            report = distill(cfg)
+        if report.kept == 0:
+            raise RuntimeError(f"distillation kept no judgments ({report.to_dict()}); see {cfg.out_dir}")
+        return {"report": report.to_dict(), "teacher": asdict(t)}
+
+    def _sft(self, key: str) -> dict[str, Any]:
+        from unireward.train.sft import run_sft
+
+        final = run_sft(self.cfg[key])
+        summary = json.loads((Path(self.cfg[key].output_dir) / "sft_summary.json").read_text())
+        return {"model": str(final), "steps": summary["steps"], "rows": summary["rows"], "loss": _curve(summary["log_history"], "loss")}
+
+    def cold_start(self) -> dict[str, Any]:
+        return self._sft("cold_start")
+
+    def rs_sft(self) -> dict[str, Any]:
+        return self._sft("rs_sft")
+
+    def sample(self) -> dict[str, Any]:
+        from unireward.train.sample import sample
+
+        return {"report": sample(self.cfg["sample"])}
+
+    def grpo(self) -> dict[str, Any]:
+        from unireward.train.grpo import run_grpo
+
+        cfg = self.cfg["grpo"]
+        n = sum(1 for line in Path(cfg.train_file).read_text().splitlines() if line.strip())
+        if n == 0:
+            # Nothing was judged wrongly: GRPO has no data under the paper's rule.
+            import shutil
+
+            shutil.copytree(self.cfg["rs_sft"].output_dir + "/final", cfg.output_dir + "/final", dirs_exist_ok=True)
+            return {"model": cfg.output_dir + "/final", "skipped": "no pairs were judged wrongly"}
+        final = run_grpo(cfg)
+        summary = json.loads((Path(cfg.output_dir) / "grpo_summary.json").read_text())
+        hist = summary["log_history"]
+        return {
+            "model": str(final), "prompts": summary["prompts"], "steps": summary["steps"],
+            "mean_frac_reward_zero_std": summary["mean_frac_reward_zero_std"],
+            "curves": {k: _curve(hist, k) for k in ("reward", "rewards/format_reward/mean", "rewards/accuracy_reward/mean",
+                                                     "frac_reward_zero_std", "kl", "loss")},
+        }  # fmt: skip
+
+    def evaluate(self, stage: str) -> dict[str, Any]:
+        from unireward.data.schema import read_pairs
+        from unireward.eval.runner import EvalConfig, run_eval
+        from unireward.judge import Judge
+        from unireward.judge.options import BatchOptions
+
+        model_dir = {"base": str(self.lay.model("base")) if self.recipe.model.base == "tiny" else self.recipe.model.base,
+                     "cold_start": self.cfg["cold_start"].output_dir + "/final",
+                     "rejection_sampling": self.cfg["rs_sft"].output_dir + "/final",
+                     "grpo": self.cfg["grpo"].output_dir + "/final"}[stage]  # fmt: skip
+        ev = self.recipe.eval
+        judge = Judge.from_pretrained(
+            model_dir, family=self.recipe.model.family, budget=self.recipe.vision_budget(),
+            batch=BatchOptions(max_batch_size=ev.batch_size), template_family=self.recipe.template_family,
+            video_as="frames", max_new_tokens=ev.max_new_tokens,
+        )  # fmt: skip
+        test = self.cfg["data"]["test"]
+        cfg = EvalConfig(
+            benchmark="pairs", data=test, out_dir=str(self.lay.evals / stage), judge=model_dir,
+            media_root=self.cfg["data"]["media_root"], order="as-is", unparsed="wrong", batch_size=ev.batch_size,
+            data_kind="synthetic" if self.recipe.data.synthetic else "real",
+            judge_options={"template_family": self.recipe.template_family, "max_new_tokens": ev.max_new_tokens},
+        )  # fmt: skip
+        run_eval(cfg, judge=judge)
+        records = [json.loads(line) for line in (self.lay.evals / stage / "predictions.jsonl").read_text().splitlines() if line.strip()]
+        pairs = {p.id: p for p in read_pairs(test)}
+        return {"name": stage, "model": model_dir, **stage_metrics(records, pairs)}
+
+    # -- driver -----------------------------------------------------------------------------------
+    def run(self, progress: Any = print) -> dict[str, Any]:
+        from unireward.train.recipe import STAGES
+
+        for stage in STAGES:
+            info = self.done(stage)
+            if info is None:
+                started = time.time()
+                progress(f"[unireward] stage {stage} ...")
+                result = self.evaluate(EVAL_STAGES[stage]) if stage in EVAL_STAGES else getattr(self, stage)()
+                info = self._finish(stage, result, started)
+                if stage in EVAL_STAGES:
+                    progress(f"[unireward] {EVAL_STAGES[stage]}: accuracy {info['accuracy']:.3f}, format validity {info['format_validity']:.3f} ({info['seconds']} s)")
+            else:
+                progress(f"[unireward] stage {stage}: done earlier, skipped")
+            if stage == self.stop_after:
+                break
+        return self.report()
+
+    def report(self) -> dict[str, Any]:
+        from unireward.train.report import write_pipeline_report
+
+        return write_pipeline_report(self)
+
+
+def _tasks() -> list[str]:
+    from unireward.protocol.tasks import Task
+
+    return [t.value for t in Task]
+
+
+def _curve(history: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:
+    return [(int(h.get("step", i)), float(h[key])) for i, h in enumerate(history) if key in h]
+

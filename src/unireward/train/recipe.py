@@ -1,0 +1,219 @@
+"""Recipes: one YAML file that fixes every stage of a training run, validated on load.
+
+A recipe names the data (files, or the synthetic task), the base model, the teacher, the prompt
+family and vision budget shared by all stages, and per-stage overrides of the stage configs.
+``resolve`` turns it into the concrete stage configs for an output directory — what ``--dry-run``
+prints — without loading a model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unireward.media import VisionBudget
+from unireward.protocol.templates import get_family
+from unireward.train.distill import DistillConfig
+from unireward.train.grpo import GRPOStageConfig
+from unireward.train.sample import SampleConfig
+from unireward.train.sft import SFTStageConfig
+
+STAGES = ("prepare", "eval_base", "distill", "cold_start", "eval_cold_start", "sample", "rs_sft",
+          "eval_rejection_sampling", "grpo", "eval_grpo")  # fmt: skip
+
+
+@dataclass
+class SyntheticSpec:
+    cold_start_pairs: int = 400
+    train_per_task: int = 300
+    test_per_task: int = 100
+    size: int = 56
+    frames: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.cold_start_pairs, self.train_per_task, self.test_per_task) < 1:
+            raise ValueError("synthetic pair counts must be >= 1")
+
+
+@dataclass
+class DataSpec:
+    """Either ``synthetic`` or files: ``cold_start`` (labelled pairs the teacher judges), ``train``
+    (the unified preference set for rejection sampling) and ``test`` (held-out pairs)."""
+
+    synthetic: SyntheticSpec | None = None
+    cold_start: str | None = None
+    train: str | None = None
+    test: str | None = None
+    media_root: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.synthetic, dict):
+            self.synthetic = SyntheticSpec(**self.synthetic)
+        if self.synthetic is None and not (self.cold_start and self.train and self.test):
+            raise ValueError("data needs `synthetic:` or all of `cold_start`, `train` and `test` files")
+
+
+@dataclass
+class ModelSpec:
+    base: str = "tiny"
+    family: str = "qwen2_5_vl"
+    tiny: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TeacherSpec:
+    kind: str = "openai"
+    base_url: str | None = None
+    model: str = "gpt-4o"
+    api_key_env: str = "OPENAI_API_KEY"
+    accuracy: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("openai", "scripted"):
+            raise ValueError("teacher.kind must be 'openai' or 'scripted'")
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("an openai teacher needs base_url")
+        if not 0 <= self.accuracy <= 1:
+            raise ValueError("teacher.accuracy must be in [0, 1]")
+
+
+@dataclass
+class EvalSpec:
+    max_new_tokens: int = 1024
+    batch_size: int = 64
+    strict_format: bool = True
+
+
+@dataclass
+class Recipe:
+    name: str
+    data: DataSpec
+    model: ModelSpec = field(default_factory=ModelSpec)
+    teacher: TeacherSpec = field(default_factory=TeacherSpec)
+    template_family: str | None = None
+    budget: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    distill: dict[str, Any] = field(default_factory=dict)
+    cold_start: dict[str, Any] = field(default_factory=dict)
+    sample: dict[str, Any] = field(default_factory=dict)
+    rs_sft: dict[str, Any] = field(default_factory=dict)
+    grpo: dict[str, Any] = field(default_factory=dict)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        for name, cls in (("data", DataSpec), ("model", ModelSpec), ("teacher", TeacherSpec), ("eval", EvalSpec)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, cls(**value))
+        if self.template_family is not None:
+            get_family(self.template_family)
+        VisionBudget(**self.budget)
+
+    def vision_budget(self) -> VisionBudget:
+        return VisionBudget(**self.budget)
+
+
+def _build(cls: type, section: str, values: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"recipe section {section!r}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    return cls(**values)
+
+
+def find_recipe(name_or_path: str) -> Path:
+    """A recipe path, or a name looked up in ``configs/recipes`` (working directory, then the source tree)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    stem = p.name if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml"
+    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        candidate = root / "configs" / "recipes" / stem
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"recipe {name_or_path!r} not found (give a path or a name in configs/recipes)")
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    path = find_recipe(name_or_path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a recipe is a mapping")
+    raw.setdefault("name", path.stem)
+    known = {f.name for f in fields(Recipe)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown recipe key(s) {unknown}; allowed: {sorted(known)}")
+    try:
+        return Recipe(**raw)
+    except TypeError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+@dataclass
+class Layout:
+    """Where every stage reads and writes under the run directory."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+
+    data = property(lambda self: self.root / "data")
+    models = property(lambda self: self.root / "models")
+    stages = property(lambda self: self.root / "stages")
+    evals = property(lambda self: self.root / "eval")
+
+    def model(self, stage: str) -> Path:
+        return self.models / stage
+
+
+def resolve(recipe: Recipe, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The concrete configuration of every stage for a run in ``out_dir``."""
+    lay = Layout(Path(out_dir))
+    d = recipe.data
+    if d.synthetic is not None:
+        media_root = str(lay.data / "synthetic")
+        cold, train, test = (str(lay.data / "synthetic" / f"{s}.jsonl") for s in ("cold_start", "train", "test"))
+    else:
+        media_root, cold, train, test = d.media_root, d.cold_start, d.train, d.test  # type: ignore[assignment]
+    base = str(lay.model("base")) if recipe.model.base == "tiny" else recipe.model.base
+    budget = asdict(recipe.vision_budget())
+    shared = {"media_root": media_root, "template_family": recipe.template_family}
+    t = recipe.teacher
+    distill = _build(DistillConfig, "distill", {
+        "pairs": cold, "out_dir": str(lay.root / "distill"), "base_url": t.base_url or "http://127.0.0.1:0/v1",
+        "model": t.model if t.kind == "openai" else "scripted-teacher", "api_key_env": t.api_key_env,
+        "budget": budget, **shared, **recipe.distill,
+    })  # fmt: skip
+    cold_start = _build(SFTStageConfig, "cold_start", {
+        "model": base, "train_file": str(lay.root / "distill" / "cold_start.jsonl"),
+        "output_dir": str(lay.model("cold_start")), "family": recipe.model.family, "seed": recipe.seed,
+        "budget": budget, **shared, **recipe.cold_start,
+    })  # fmt: skip
+    sample = _build(SampleConfig, "sample", {
+        "model": str(lay.model("cold_start") / "final"), "pairs": train, "out_dir": str(lay.root / "sample"),
+        "family": recipe.model.family, "seed": recipe.seed, "budget": budget, **shared, **recipe.sample,
+    })  # fmt: skip
+    rs_sft = _build(SFTStageConfig, "rs_sft", {
+        "model": str(lay.model("cold_start") / "final"), "train_file": str(lay.root / "sample" / "rs_sft.jsonl"),
+        "output_dir": str(lay.model("rejection_sampling")), "family": recipe.model.family, "seed": recipe.seed,
+        "budget": budget, **shared, **recipe.rs_sft,
+    })  # fmt: skip
+    grpo = _build(GRPOStageConfig, "grpo", {
+        "model": str(lay.model("rejection_sampling") / "final"), "train_file": str(lay.root / "sample" / "grpo.jsonl"),
+        "output_dir": str(lay.model("grpo")), "family": recipe.model.family, "seed": recipe.seed,
+        "budget": budget, **shared, **recipe.grpo,
+    })  # fmt: skip
+    return {
+        "recipe": recipe.name, "out_dir": str(lay.root), "data": {"cold_start": cold, "train": train, "test": test,
+        "media_root": media_root, "synthetic": asdict(d.synthetic) if d.synthetic else None},
+        "model": asdict(recipe.model), "teacher": asdict(t), "eval": asdict(recipe.eval),
+        "distill": distill, "cold_start": cold_start, "sample": sample, "rs_sft": rs_sft, "grpo": grpo,
+    }  # fmt: skip

@@ -1,0 +1,174 @@
+"""Stage 2: rejection sampling. The cold-started judge samples k judgments per labelled pair.
+
+The rule that routes pairs is explicit and configurable. The paper's: a pair the model judges
+correctly gives its correct CoT to the next SFT set; a pair it judges wrongly goes to GRPO.
+"Judges correctly" is decided over the k samples by ``judged_by``: ``majority`` (default),
+``any`` (pass@k) or ``all``. Samples are appended per chunk, so a killed run resumes where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from unireward.data.schema import PreferencePair, read_pairs
+from unireward.judge.request import load_pair_media, pair_messages
+from unireward.media import MediaError, VisionBudget
+from unireward.protocol.parser import parse_judgment
+from unireward.train.records import append_jsonl, read_jsonl
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SampleConfig:
+    model: str
+    pairs: str
+    out_dir: str
+    media_root: str | None = None
+    family: str | None = None
+    template_family: str | None = None
+    k: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 1024
+    judged_by: str = "majority"
+    max_sft_per_pair: int = 1
+    chunk_size: int = 64
+    max_batch_size: int = 16
+    seed: int = 0
+    limit: int | None = None
+    budget: VisionBudget = field(default_factory=VisionBudget)
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError("k must be >= 1")
+        if self.temperature <= 0 and self.k > 1:
+            raise ValueError("k > 1 samples need temperature > 0")
+        if self.judged_by not in ("majority", "any", "all"):
+            raise ValueError("judged_by must be 'majority', 'any' or 'all'")
+        if self.max_sft_per_pair < 1 or self.chunk_size < 1:
+            raise ValueError("max_sft_per_pair and chunk_size must be >= 1")
+        if isinstance(self.budget, dict):
+            self.budget = VisionBudget(**self.budget)
+
+
+def judged_correctly(correct: list[bool], rule: str) -> bool:
+    """Whether k samples count as the model judging the pair correctly.
+
+    >>> judged_correctly([True, False, False, True], "majority"), judged_correctly([True, False], "any")
+    (False, True)
+    >>> judged_correctly([True, True, True], "all")
+    True
+    """
+    if not correct:
+        return False
+    if rule == "any":
+        return any(correct)
+    if rule == "all":
+        return all(correct)
+    return sum(correct) * 2 > len(correct)
+
+
+def split_samples(rows: list[dict[str, Any]], pairs: dict[str, PreferencePair], rule: str, max_sft: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Route sampled pairs: ``(sft_records, grpo_records, stats)``.
+
+    SFT records carry one distinct correct, strictly formatted sample each (up to ``max_sft`` per pair).
+    """
+    sft, grpo = [], []
+    per_task: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    n = n_err = 0
+    for row in rows:
+        pair = pairs.get(row["id"])
+        if pair is None:
+            continue
+        t = per_task[pair.task.value]
+        if row.get("error"):
+            n_err += 1
+            continue
+        correct = row["correct"]
+        n += 1
+        t["pairs"] += 1
+        t["pass@1"] += sum(correct) / len(correct)
+        t["pass@k"] += any(correct)
+        t["format"] += sum(row["strict_ok"]) / len(correct)
+        if judged_correctly(correct, rule):
+            t["judged_correct"] += 1
+            seen: set[str] = set()
+            for text, ok, good in zip(row["texts"], row["strict_ok"], correct, strict=True):
+                if ok and good and text not in seen and len(seen) < max_sft:
+                    seen.add(text)
+                    sft.append({"pair": pair.to_dict(), "completion": text.strip(), "source": "rejection_sampling"})
+        else:
+            grpo.append({"pair": pair.to_dict()})
+    tasks = {
+        task: {"pairs": int(v["pairs"]), "pass@1": v["pass@1"] / v["pairs"], "pass@k": v["pass@k"] / v["pairs"],
+               "format": v["format"] / v["pairs"], "judged_correct": int(v["judged_correct"])}
+        for task, v in per_task.items() if v["pairs"]
+    }  # fmt: skip
+    stats = {"pairs": n, "errors": n_err, "sft_records": len(sft), "grpo_pairs": len(grpo), "rule": rule, "per_task": tasks}
+    if n:
+        stats["pass@1"] = sum(v["pass@1"] * v["pairs"] for v in tasks.values()) / n
+        stats["pass@k"] = sum(v["pass@k"] * v["pairs"] for v in tasks.values()) / n
+    return sft, grpo, stats
+
+
+def sample(cfg: SampleConfig, judge: Any | None = None) -> dict[str, Any]:
+    """Sample, then write ``rs_sft.jsonl``, ``grpo.jsonl`` and ``sample_report.json`` in ``out_dir``."""
+    from unireward.judge import Judge
+    from unireward.judge.options import BatchOptions
+
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    samples_path = out / "samples.jsonl"
+    pairs = [p for p in read_pairs(cfg.pairs) if p.label != "tie"]
+    if cfg.limit is not None:
+        pairs = pairs[: cfg.limit]
+    done = {r["id"] for r in read_jsonl(samples_path)}
+    todo = [p for p in pairs if p.id not in done]
+    if todo:
+        judge = judge or Judge.from_pretrained(
+            cfg.model, family=cfg.family, budget=cfg.budget, batch=BatchOptions(max_batch_size=cfg.max_batch_size),
+            template_family=cfg.template_family, video_as="frames", max_new_tokens=cfg.max_new_tokens,
+        )  # fmt: skip
+    bar = tqdm(total=len(todo), desc="rejection sampling", unit="pair")
+    for start in range(0, len(todo), cfg.chunk_size):
+        chunk = todo[start : start + cfg.chunk_size]
+        rows, ready, msgs = [], [], []
+        for pair in chunk:
+            try:
+                media = load_pair_media(pair, cfg.media_root, cfg.budget)
+            except MediaError as e:
+                rows.append({"id": pair.id, "error": str(e)})
+                continue
+            ready.append(pair)
+            msgs.append(pair_messages(pair, media, cfg.template_family, video_as="frames"))
+        gens = judge.generate_detailed(msgs, num_samples=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
+                                       max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + start) if msgs else []  # fmt: skip
+        for pair, gen in zip(ready, gens, strict=True):
+            if isinstance(gen, Exception):
+                rows.append({"id": pair.id, "error": f"{type(gen).__name__}: {gen}"})
+                continue
+            parsed = [parse_judgment(t, pair.task, strict=True) for t in gen.texts]
+            rows.append({
+                "id": pair.id, "texts": gen.texts, "winners": [j.winner for j in parsed],
+                "strict_ok": [j.ok for j in parsed], "correct": [j.ok and j.winner == pair.label for j in parsed],
+            })  # fmt: skip
+        append_jsonl(samples_path, rows)
+        bar.update(len(chunk))
+    bar.close()
+    by_id = {p.id: p for p in pairs}
+    sft, grpo, stats = split_samples(read_jsonl(samples_path), by_id, cfg.judged_by, cfg.max_sft_per_pair)
+    for name, recs in (("rs_sft.jsonl", sft), ("grpo.jsonl", grpo)):
+        tmp = out / (name + ".tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+        tmp.replace(out / name)
+    stats["config"] = {k: v for k, v in asdict(cfg).items() if k != "budget"}
+    (out / "sample_report.json").write_text(json.dumps(stats, indent=2))
+    return stats

@@ -1,0 +1,147 @@
+"""SFT on chain-of-thought records (cold start and the rejection-sampling stage), on TRL's SFTTrainer.
+
+Data are prompt/completion pairs, so the loss covers the completion only; images (and video frames,
+passed as images because TRL drops video inputs) sit in an ``images`` column. ``max_length=None``
+so image tokens are never cut. The vision tower is frozen by default, as in the paper.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unireward.media import VisionBudget
+from unireward.train.records import iter_rows, read_jsonl, to_dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+    def __post_init__(self) -> None:
+        if self.r < 1 or self.alpha < 1 or not 0 <= self.dropout < 1:
+            raise ValueError("LoRA needs r >= 1, alpha >= 1 and 0 <= dropout < 1")
+
+
+@dataclass
+class SFTStageConfig:
+    """One SFT run. Defaults follow the paper (lr 2.5e-6, batch 1 x grad-accum 16, warm-up 0.3)."""
+
+    model: str
+    train_file: str
+    output_dir: str
+    media_root: str | None = None
+    family: str | None = None
+    template_family: str | None = None
+    learning_rate: float = 2.5e-6
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    per_device_train_batch_size: int = 1
+    gradient_accumulation_steps: int = 16
+    warmup_ratio: float = 0.3
+    lr_scheduler_type: str = "cosine"
+    weight_decay: float = 0.0
+    freeze_vision: bool = True
+    lora: LoraSettings | None = None
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    save_steps: int = 500
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    seed: int = 0
+    deepspeed: str | None = None
+    budget: VisionBudget = field(default_factory=VisionBudget)
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be positive")
+        if self.max_steps == 0 or (self.max_steps < 0 and self.num_train_epochs <= 0):
+            raise ValueError("set max_steps > 0 or num_train_epochs > 0")
+        if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ValueError("batch size and gradient accumulation must be >= 1")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError("warmup_ratio must be in [0, 1)")
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings(**self.lora)
+        if isinstance(self.budget, dict):
+            self.budget = VisionBudget(**self.budget)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["budget"] = asdict(self.budget)
+        return d
+
+
+def load_policy(model: str, family: str | None, freeze_vision: bool, lora: LoraSettings | None, train: bool = True) -> tuple[Any, Any, Any]:
+    """Model, processor and family ready for training (vision frozen, LoRA applied)."""
+    from unireward.models import load_model
+
+    m, processor, fam = load_model(model, family=family)
+    if freeze_vision:
+        frozen = fam.freeze_vision(m)
+        log.info("froze %d vision parameters", frozen)
+    if lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        # LoRA only on the language model: the vision tower stays as it is.
+        names = sorted({n.rsplit(".", 1)[-1] for n, _ in m.named_modules() if n.rsplit(".", 1)[-1] in lora.target_modules and not fam.is_vision_parameter(n + ".")})
+        targets = [n for n, _ in m.named_modules() if n.rsplit(".", 1)[-1] in names and not fam.is_vision_parameter(n + ".")]
+        m = get_peft_model(m, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets))
+    if train:
+        m.train()
+    return m, processor, fam
+
+
+def latest_checkpoint(output_dir: str | Path) -> str | None:
+    ckpts = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    return str(ckpts[-1]) if ckpts else None
+
+
+def run_sft(cfg: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
+    """Train and save ``output_dir/final`` (model + processor); resumes from the newest checkpoint."""
+    from trl import SFTConfig, SFTTrainer
+
+    out = Path(cfg.output_dir)
+    final = out / "final"
+    if (final / "config.json").exists():
+        log.info("%s already trained; skipping", final)
+        return final
+    records = read_jsonl(cfg.train_file)
+    if not records:
+        raise ValueError(f"{cfg.train_file}: no SFT records")
+    errors: list[str] = []
+    rows = list(iter_rows(records, cfg.media_root, cfg.budget, with_completion=True, errors=errors, family=cfg.template_family))
+    if not rows:
+        raise ValueError(f"{cfg.train_file}: every record failed to load ({errors[:3]})")
+    dataset = to_dataset(rows)
+    model, processor, fam = load_policy(cfg.model, cfg.family, cfg.freeze_vision, cfg.lora)
+    args = SFTConfig(
+        output_dir=str(out), learning_rate=cfg.learning_rate, num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps, per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type=cfg.lr_scheduler_type, weight_decay=cfg.weight_decay, bf16=cfg.bf16,
+        gradient_checkpointing=cfg.gradient_checkpointing, save_strategy="steps", save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps, seed=cfg.seed, report_to=[],
+        max_length=None, completion_only_loss=True, remove_unused_columns=False, dataloader_num_workers=0,
+        deepspeed=cfg.deepspeed, disable_tqdm=False,
+    )  # fmt: skip
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor, callbacks=callbacks or [])
+    trainer.train(resume_from_checkpoint=latest_checkpoint(out))
+    if trainer.is_world_process_zero():
+        to_save = trainer.model.merge_and_unload() if cfg.lora is not None else trainer.model
+        to_save.save_pretrained(final)
+        processor.save_pretrained(final)
+        (out / "sft_summary.json").write_text(json.dumps({
+            "records": len(records), "rows": len(rows), "load_errors": errors, "steps": trainer.state.global_step,
+            "log_history": trainer.state.log_history, "config": cfg.to_dict(),
+        }, indent=2, default=str))  # fmt: skip
+    trainer.accelerator.wait_for_everyone()
+    return final

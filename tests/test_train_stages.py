@@ -1,0 +1,186 @@
+"""SFT, rejection sampling and GRPO on the tiny model: weights move, images matter, runs resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from unireward.data.schema import read_pairs
+from unireward.data.synthetic import SyntheticConfig, generate
+from unireward.judge.request import load_pair_media
+from unireward.media import VisionBudget
+from unireward.protocol import Task
+from unireward.train.grpo import GRPOStageConfig, run_grpo
+from unireward.train.records import append_jsonl
+from unireward.train.sample import SampleConfig, sample
+from unireward.train.sft import SFTStageConfig, latest_checkpoint, run_sft
+from unireward.train.teacher import synthetic_cot
+
+FAMILY = "unireward-compact"
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("syn")
+    generate(root, SyntheticConfig(n_per_task={t.value: 4 for t in Task}, seed=11), "train")
+    return root
+
+
+@pytest.fixture(scope="module")
+def sft_records(syn: Path) -> Path:
+    from unireward.data.synthetic import read_colour
+    from unireward.protocol.templates import render_text
+
+    recs = []
+    for p in read_pairs(syn / "train.jsonl"):
+        media = load_pair_media(p, syn, VisionBudget())
+        seen = [[read_colour(f) for f in m] if isinstance(m, list) else [read_colour(m)] for m in media]
+        text = render_text(p.task, p.prompt, () if p.task.is_generation else tuple(p.candidates), family=FAMILY)
+        recs.append({"pair": p.to_dict(), "completion": synthetic_cot(p.task, text, seen)})
+    path = syn / "sft.jsonl"
+    append_jsonl(path, recs)
+    return path
+
+
+def _params(model_dir: str | Path) -> dict[str, torch.Tensor]:
+    from unireward.models import load_model
+
+    model, _, _ = load_model(str(model_dir))
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], vision: bool) -> bool:
+    keys = [k for k in before if k.startswith(("model.visual", "visual")) == vision]
+    return any(not torch.equal(before[k], after[k]) for k in keys)
+
+
+def _sft_cfg(tiny_model: Path, records: Path, syn: Path, out: Path, **kw: object) -> SFTStageConfig:
+    base = {"model": str(tiny_model), "train_file": str(records), "output_dir": str(out), "media_root": str(syn),
+            "template_family": FAMILY, "learning_rate": 1e-2, "per_device_train_batch_size": 4,
+            "gradient_accumulation_steps": 1, "warmup_ratio": 0.0, "lr_scheduler_type": "constant",
+            "max_steps": 3, "save_steps": 100, "logging_steps": 1}  # fmt: skip
+    return SFTStageConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_sft_trains_language_model_and_keeps_the_vision_tower_frozen(tiny_model: Path, sft_records: Path, syn: Path, tmp_path: Path) -> None:
+    before = _params(tiny_model)
+    frozen = run_sft(_sft_cfg(tiny_model, sft_records, syn, tmp_path / "frozen"))
+    after = _params(frozen)
+    assert _changed(before, after, vision=False)
+    assert not _changed(before, after, vision=True)
+    trained = run_sft(_sft_cfg(tiny_model, sft_records, syn, tmp_path / "open", freeze_vision=False))
+    assert _changed(before, _params(trained), vision=True)  # the images reach the loss
+
+
+def test_sft_loss_depends_on_the_images(tiny_model: Path, sft_records: Path, syn: Path) -> None:
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    from unireward.models import load_model
+    from unireward.train.records import iter_rows, read_jsonl
+
+    model, processor, _ = load_model(str(tiny_model))
+    rows = list(iter_rows(read_jsonl(sft_records)[:4], str(syn), VisionBudget(), True, family=FAMILY))
+    collate = DataCollatorForVisionLanguageModeling(processor=processor, completion_only_loss=True)
+    batch = collate([dict(r) for r in rows])
+    blank = {**batch, "pixel_values": torch.zeros_like(batch["pixel_values"])}
+    with torch.no_grad():
+        assert not torch.isclose(model(**batch).loss, model(**blank).loss)
+        assert (batch["labels"] != -100).sum() < batch["attention_mask"].sum()  # loss on completions only
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_killed_sft_resumes_from_its_checkpoint(tiny_model: Path, sft_records: Path, syn: Path, tmp_path: Path) -> None:
+    from transformers import TrainerCallback
+
+    class KillAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+            if state.global_step == 5:
+                raise _Interrupt
+
+    class FirstStep(TrainerCallback):
+        first: int | None = None
+
+        def on_step_begin(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+            if FirstStep.first is None:
+                FirstStep.first = state.global_step
+
+    cfg = _sft_cfg(tiny_model, sft_records, syn, tmp_path / "run", max_steps=6, save_steps=4)
+    with pytest.raises(_Interrupt):
+        run_sft(cfg, callbacks=[KillAt()])
+    assert latest_checkpoint(tmp_path / "run", ).endswith("checkpoint-4")
+    assert not (tmp_path / "run" / "final").exists()
+    final = run_sft(cfg, callbacks=[FirstStep()])
+    assert FirstStep.first == 4  # continued after the checkpoint instead of starting over
+    summary = json.loads((tmp_path / "run" / "sft_summary.json").read_text())
+    assert summary["steps"] == 6 and (final / "config.json").exists()
+    assert run_sft(cfg) == final  # a finished stage is not trained again
+
+
+def test_rejection_sampling_routes_pairs_and_resumes(tiny_model: Path, syn: Path, tmp_path: Path) -> None:
+    cfg = SampleConfig(model=str(tiny_model), pairs=str(syn / "train.jsonl"), out_dir=str(tmp_path / "rs"),
+                       media_root=str(syn), template_family=FAMILY, k=2, max_new_tokens=8, chunk_size=5)  # fmt: skip
+    stats = sample(cfg)
+    n = len(read_pairs(syn / "train.jsonl"))
+    assert stats["pairs"] == n and stats["grpo_pairs"] + sum(t["judged_correct"] for t in stats["per_task"].values()) == n
+    rows = [json.loads(x) for x in (tmp_path / "rs" / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == n and all(len(r["texts"]) == 2 for r in rows)
+    grpo = (tmp_path / "rs" / "grpo.jsonl").read_text().splitlines()
+    assert len(grpo) == stats["grpo_pairs"]  # a random model judges (almost) everything wrongly
+    again = sample(cfg)  # resumes: nothing re-sampled, same routing
+    assert again["pairs"] == n
+    assert len((tmp_path / "rs" / "samples.jsonl").read_text().splitlines()) == n
+
+
+def _below_half(completions, completion_ids, **kwargs):  # type: ignore[no-untyped-def]
+    """A reward that varies on a random model: the share of sampled tokens in the lower half of the vocabulary."""
+    return [sum(t < 512 for t in ids) / max(len(ids), 1) for ids in completion_ids]
+
+
+def _grpo_cfg(tiny_model: Path, syn: Path, tmp_path: Path, name: str, **kw: object) -> GRPOStageConfig:
+    records = tmp_path / "grpo.jsonl"
+    if not records.exists():
+        append_jsonl(records, [{"pair": p.to_dict()} for p in read_pairs(syn / "train.jsonl")])
+    base = {"model": str(tiny_model), "train_file": str(records), "output_dir": str(tmp_path / name),
+            "media_root": str(syn), "template_family": FAMILY, "num_generations": 4,
+            "per_device_train_batch_size": 8, "max_completion_length": 12, "learning_rate": 3e-3, "beta": 0.0,
+            "max_steps": 2, "save_steps": 100}  # fmt: skip
+    return GRPOStageConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_grpo_with_varying_rewards_raises_the_mean_reward(tiny_model: Path, syn: Path, tmp_path: Path) -> None:
+    cfg = _grpo_cfg(tiny_model, syn, tmp_path, "learn", max_steps=14, learning_rate=5e-3, seed=1)
+    run_grpo(cfg, reward_funcs=[_below_half])
+    hist = json.loads((tmp_path / "learn" / "grpo_summary.json").read_text())["log_history"]
+    rewards = [h["reward"] for h in hist if "reward" in h]
+    assert len(rewards) == 14
+    assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4 + 0.05
+
+
+def test_grpo_updates_reach_the_vision_tower(tiny_model: Path, syn: Path, tmp_path: Path) -> None:
+    before = _params(tiny_model)
+    final = run_grpo(_grpo_cfg(tiny_model, syn, tmp_path, "vision", freeze_vision=False), reward_funcs=[_below_half])
+    after = _params(final)
+    assert _changed(before, after, vision=False) and _changed(before, after, vision=True)
+    summary = json.loads((tmp_path / "vision" / "grpo_summary.json").read_text())
+    assert summary["mean_frac_reward_zero_std"] is not None
+
+
+def test_grpo_paper_rewards_run_on_all_tasks(tiny_model: Path, syn: Path, tmp_path: Path) -> None:
+    final = run_grpo(_grpo_cfg(tiny_model, syn, tmp_path, "paper", rewards=("format", "accuracy", "strict_format", "consistency")))
+    summary = json.loads((tmp_path / "paper" / "grpo_summary.json").read_text())
+    keys = {k for h in summary["log_history"] for k in h}
+    assert {"rewards/format_reward/mean", "rewards/accuracy_reward/mean", "frac_reward_zero_std"} <= keys
+    assert (final / "config.json").exists()
+
+
+def test_grpo_config_validation() -> None:
+    with pytest.raises(ValueError, match="multiple of num_generations"):
+        GRPOStageConfig(model="m", train_file="f", output_dir="o", num_generations=8, per_device_train_batch_size=6)
+    with pytest.raises(ValueError, match="unknown reward"):
+        GRPOStageConfig(model="m", train_file="f", output_dir="o", rewards=("format", "vibes"))

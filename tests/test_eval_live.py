@@ -1,22 +1,14 @@
-"""A live run of the tiny model through the same runner (switched on once the model judge exists)."""
+"""A live run of the tiny model through the same runner."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
-
 from unireward.data.schema import PreferencePair, write_pairs
 from unireward.eval.runner import EvalConfig, run_eval
 
-pytest.importorskip("unireward.judge.judge", reason="the model-backed Judge is not installed yet")
-
 
 def test_tiny_model_end_to_end(tmp_path, tiny_model, tiny_images):
-    import unireward.judge as judge_pkg
-
-    if not hasattr(judge_pkg, "Judge"):
-        pytest.skip("unireward.judge.Judge is not exported yet")
     colours = [p.stem for p in tiny_images]
     pairs = [
         PreferencePair(id=f"g{i}", task="image_generation", prompt=f"a plain {colours[i]} picture",

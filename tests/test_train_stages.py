@@ -184,3 +184,35 @@ def test_grpo_config_validation() -> None:
         GRPOStageConfig(model="m", train_file="f", output_dir="o", num_generations=8, per_device_train_batch_size=6)
     with pytest.raises(ValueError, match="unknown reward"):
         GRPOStageConfig(model="m", train_file="f", output_dir="o", rewards=("format", "vibes"))
+
+
+def _accelerate(args: list[str], cwd: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    launcher = Path(sys.executable).with_name("accelerate")
+    cmd = [str(launcher), "launch", "--config_file", str(repo / "configs" / "accelerate" / "cpu-2proc.yaml"),
+           "--main_process_port", "0", "-m", "unireward.cli", *args]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_sft_and_grpo_run_under_accelerate_with_two_processes(tiny_model: Path, sft_records: Path, syn: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "sft.yaml"
+    cfg.write_text("per_device_train_batch_size: 2\ngradient_accumulation_steps: 1\nlearning_rate: 0.001\nlogging_steps: 1\n")
+    _accelerate(["sft", str(sft_records), "--model", str(tiny_model), "--out", str(tmp_path / "sft"),
+                 "--media-root", str(syn), "--template-family", FAMILY, "--max-steps", "2", "--config", str(cfg)], tmp_path)  # fmt: skip
+    summary = json.loads((tmp_path / "sft" / "sft_summary.json").read_text())
+    assert summary["steps"] == 2 and (tmp_path / "sft" / "final" / "config.json").exists()
+
+    records = tmp_path / "grpo.jsonl"
+    append_jsonl(records, [{"pair": p.to_dict()} for p in read_pairs(syn / "train.jsonl")])
+    gcfg = tmp_path / "grpo.yaml"
+    gcfg.write_text("num_generations: 4\nper_device_train_batch_size: 4\nmax_completion_length: 8\nbeta: 0.04\n")
+    _accelerate(["grpo", str(records), "--model", str(tiny_model), "--out", str(tmp_path / "grpo"), "--media-root", str(syn),
+                 "--template-family", FAMILY, "--max-steps", "2", "--config", str(gcfg)], tmp_path)  # fmt: skip
+    summary = json.loads((tmp_path / "grpo" / "grpo_summary.json").read_text())
+    assert summary["steps"] == 2 and (tmp_path / "grpo" / "final" / "config.json").exists()

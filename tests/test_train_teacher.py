@@ -147,3 +147,12 @@ def test_teacher_server_answers_the_openai_client(synthetic: Path) -> None:
         out = client.chat.completions.create(model="scripted-teacher", messages=msgs)
     j = parse_judgment(out.choices[0].message.content, Task.VIDEO_GENERATION, strict=True)
     assert j.ok and j.winner == pair.label
+
+
+def test_brief_judgment_describes_without_reasoning(synthetic: Path) -> None:
+    from unireward.train.teacher import brief_judgment
+
+    for p in read_pairs(synthetic / "train.jsonl"):
+        text = brief_judgment(p, str(synthetic), VisionBudget())
+        assert "<think>" not in text and "match" not in text
+        assert parse_judgment(text, p.task).winner == p.label  # the lenient parser reads a bare verdict

@@ -33,7 +33,7 @@ def _corpus(extra: Iterable[str]) -> list[str]:
         "red green blue yellow purple orange white black cyan magenta circle square triangle star "
         "image video answer question caption better worse score total semantic consistency aesthetics "
         "authenticity temporal coherence correctness clarity accuracy moves left right up down static "
-        "shows matches does not match the a an of is are with and on in which what how many color shape "
+        "shows matches does not match no vs Caption Image: Video: the a an of is are with and on in which what how many colour shape "
         "Image 1 is better Image 2 is better Video 1 is better Video 2 is better Answer 1 is better "
         "Answer 2 is better 0 1 2 3 4 5 6 7 8 9 10 /10 + = ; : - . , ( )"
     )

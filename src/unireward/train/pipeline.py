@@ -97,7 +97,8 @@ class Pipeline:
 
             root = self.lay.data / "synthetic"
             common = {"size": syn.size, "frames": syn.frames, "seed": syn.seed}
-            cold = generate(root, SyntheticConfig(n_per_task={"image_generation": syn.cold_start_pairs}, **common), "cold_start")
+            cold_tasks = dict.fromkeys(syn.cold_start_tasks, syn.cold_start_pairs)
+            cold = generate(root, SyntheticConfig(n_per_task=cold_tasks, **common), "cold_start")
             train = generate(root, SyntheticConfig(n_per_task=dict.fromkeys(_tasks(), syn.train_per_task), **common), "train")
             test = generate(root, SyntheticConfig(n_per_task=dict.fromkeys(_tasks(), syn.test_per_task), **common), "test")
             info["data"] = {"kind": "synthetic", "cold_start": len(cold), "train": len(train), "test": len(test)}
@@ -111,6 +112,27 @@ class Pipeline:
         else:
             info["model"] = {"base": self.recipe.model.base, "family": self.recipe.model.family}
         return info
+
+    def base_sft(self) -> dict[str, Any]:
+        """A unified judge that answers directly, trained on the labels of the unified set."""
+        cfg = self.cfg["base_sft"]
+        if cfg is None:
+            return {"skipped": "the recipe starts from an existing judge"}
+        from unireward.data.schema import read_pairs
+        from unireward.train.records import append_jsonl
+
+        path = Path(cfg.train_file)
+        path.unlink(missing_ok=True)
+        pairs = [p for p in read_pairs(self.cfg["data"]["train"]) if p.label_text]
+        if self.recipe.base_style == "rationale":
+            from unireward.train.teacher import brief_judgment
+
+            texts = [brief_judgment(p, cfg.media_root, cfg.budget, cfg.template_family) for p in pairs]
+        else:
+            texts = [p.label_text for p in pairs]
+        append_jsonl(path, [{"pair": p.to_dict(), "completion": t} for p, t in zip(pairs, texts, strict=True)])
+        info = self._sft("base_sft")
+        return {**info, "style": self.recipe.base_style}
 
     def distill(self) -> dict[str, Any]:
         from unireward.train.distill import distill
@@ -174,7 +196,7 @@ class Pipeline:
         from unireward.judge import Judge
         from unireward.judge.options import BatchOptions
 
-        model_dir = {"base": str(self.lay.model("base")) if self.recipe.model.base == "tiny" else self.recipe.model.base,
+        model_dir = {"base": self.cfg["base_model"],
                      "cold_start": self.cfg["cold_start"].output_dir + "/final",
                      "rejection_sampling": self.cfg["rs_sft"].output_dir + "/final",
                      "grpo": self.cfg["grpo"].output_dir + "/final"}[stage]  # fmt: skip

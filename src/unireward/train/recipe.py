@@ -22,13 +22,15 @@ from unireward.train.grpo import GRPOStageConfig
 from unireward.train.sample import SampleConfig
 from unireward.train.sft import SFTStageConfig
 
-STAGES = ("prepare", "eval_base", "distill", "cold_start", "eval_cold_start", "sample", "rs_sft",
+STAGES = ("prepare", "base_sft", "eval_base", "distill", "cold_start", "eval_cold_start", "sample", "rs_sft",
           "eval_rejection_sampling", "grpo", "eval_grpo")  # fmt: skip
 
 
 @dataclass
 class SyntheticSpec:
+    #: labelled pairs per cold-start task (the teacher judges them)
     cold_start_pairs: int = 400
+    cold_start_tasks: tuple[str, ...] = ("image_generation",)
     train_per_task: int = 300
     test_per_task: int = 100
     size: int = 56
@@ -38,6 +40,9 @@ class SyntheticSpec:
     def __post_init__(self) -> None:
         if min(self.cold_start_pairs, self.train_per_task, self.test_per_task) < 1:
             raise ValueError("synthetic pair counts must be >= 1")
+        from unireward.protocol.tasks import Task
+
+        self.cold_start_tasks = tuple(Task.parse(t).value for t in self.cold_start_tasks)
 
 
 @dataclass
@@ -98,6 +103,12 @@ class Recipe:
     template_family: str | None = None
     budget: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    #: optional: first train the base into a unified judge that answers directly (no CoT), the role
+    #: UnifiedReward plays for the paper; needed when the base is a random tiny model
+    base_sft: dict[str, Any] = field(default_factory=dict)
+    #: what the base judge is taught to say: "verdict" (the label alone) or, on the synthetic task,
+    #: "rationale" (what it sees, then the label: a judge that describes but does not reason)
+    base_style: str = "verdict"
     distill: dict[str, Any] = field(default_factory=dict)
     cold_start: dict[str, Any] = field(default_factory=dict)
     sample: dict[str, Any] = field(default_factory=dict)
@@ -114,6 +125,10 @@ class Recipe:
         if self.template_family is not None:
             get_family(self.template_family)
         VisionBudget(**self.budget)
+        if self.base_style not in ("verdict", "rationale"):
+            raise ValueError("base_style must be 'verdict' or 'rationale'")
+        if self.base_style == "rationale" and self.data.synthetic is None:
+            raise ValueError("base_style 'rationale' is only available on the synthetic task")
 
     def vision_budget(self) -> VisionBudget:
         return VisionBudget(**self.budget)
@@ -184,6 +199,15 @@ def resolve(recipe: Recipe, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     else:
         media_root, cold, train, test = d.media_root, d.cold_start, d.train, d.test  # type: ignore[assignment]
     base = str(lay.model("base")) if recipe.model.base == "tiny" else recipe.model.base
+    base_sft = None
+    if recipe.base_sft:
+        base_sft = _build(SFTStageConfig, "base_sft", {
+            "model": base, "train_file": str(lay.root / "base_sft" / "direct.jsonl"),
+            "output_dir": str(lay.model("base_sft")), "family": recipe.model.family, "seed": recipe.seed,
+            "budget": asdict(recipe.vision_budget()), "media_root": media_root, "template_family": recipe.template_family,
+            **recipe.base_sft,
+        })  # fmt: skip
+        base = str(lay.model("base_sft") / "final")
     budget = asdict(recipe.vision_budget())
     shared = {"media_root": media_root, "template_family": recipe.template_family}
     t = recipe.teacher
@@ -215,5 +239,5 @@ def resolve(recipe: Recipe, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "recipe": recipe.name, "out_dir": str(lay.root), "data": {"cold_start": cold, "train": train, "test": test,
         "media_root": media_root, "synthetic": asdict(d.synthetic) if d.synthetic else None},
         "model": asdict(recipe.model), "teacher": asdict(t), "eval": asdict(recipe.eval),
-        "distill": distill, "cold_start": cold_start, "sample": sample, "rs_sft": rs_sft, "grpo": grpo,
+        "base_model": base, "base_sft": base_sft, "distill": distill, "cold_start": cold_start, "sample": sample, "rs_sft": rs_sft, "grpo": grpo,
     }  # fmt: skip

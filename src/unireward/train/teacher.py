@@ -74,16 +74,18 @@ def _a(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def synthetic_cot(task: Task, text: str, seen: list[list[str]], correct: bool = True) -> str:
+def synthetic_cot(task: Task, text: str, seen: list[list[str]], correct: bool = True, brief: bool = False) -> str:
     """The chain of thought for one request.
 
     ``seen`` holds the colours read from each visual input in order: one list per image (length 1)
     or per video (its frames). Generation tasks have two inputs (the candidates); understanding
     tasks one (the reference). ``correct=False`` swaps the perception of the two candidates.
+    ``brief=True`` gives what a judge without chain of thought says: the descriptions and the verdict,
+    no tags, comparisons or scores.
 
     >>> print(synthetic_cot(Task.IMAGE_GENERATION, "Text Caption: [a red circle]", [["blue"], ["red"]]))
     <think>
-    Image 1 shows a blue circle. Image 2 shows a red circle. The caption asks for a red circle.
+    Caption: red circle. Image 1: blue, no match. Image 2: red, match.
     1. Semantic consistency: Image 1 (3/10); Image 2 (9/10)
     Total score:
     Image 1: 3
@@ -100,15 +102,17 @@ def synthetic_cot(task: Task, text: str, seen: list[list[str]], correct: bool = 
             views = views[::-1]
         noun = "Image" if task is Task.IMAGE_GENERATION else "Video"
         if task is Task.IMAGE_GENERATION:
-            desc = [f"{noun} {i} shows {_a(v[0])} {v[0]} {shape}." for i, v in enumerate(views, 1)]
-            ask = f"The caption asks for {_a(asked[0] if asked else '')} {' '.join(asked[:1])} {shape}."
-            match = [v[:1] == asked[:1] for v in views]
+            want = asked[:1]
+            first = f"Caption: {' '.join(want)} {shape}."
         else:
-            desc = [f"{noun} {i} goes from {v[0]} to {v[1]}." for i, v in enumerate(views, 1)]
-            ask = f"The caption asks for {' to '.join(asked[:2])}."
-            match = [v == asked[:2] for v in views]
+            want = asked[:2]
+            first = f"Caption: {' to '.join(want)}."
+        match = [v == want for v in views]
         s = [9 if m else 3 for m in match]
-        lines = [" ".join([*desc, ask])]
+        # Each candidate is described, then compared at once with the wanted colour(s).
+        judged = [f"{noun} {i}: {' to '.join(v)}" + ("." if brief else f", {'match' if m else 'no match'}.")
+                  for i, (v, m) in enumerate(zip(views, match, strict=True), 1)]  # fmt: skip
+        lines = [" ".join([first, *judged])]
         lines.append(f"1. Semantic consistency: {noun} 1 ({s[0]}/10); {noun} 2 ({s[1]}/10)")
     else:
         noun = "Answer"
@@ -118,15 +122,17 @@ def synthetic_cot(task: Task, text: str, seen: list[list[str]], correct: bool = 
             said = said[::-1]
         frames = seen[0] if seen else ["none"]
         fact = frames[-1]
-        what = f"The image shows {_a(fact)} {fact} {_shape(text)}." if task is Task.IMAGE_UNDERSTANDING else (
-            f"The video goes from {frames[0]} to {fact}."
-        )
-        lines = [f"{what} Answer 1 says {said[0]}. Answer 2 says {said[1]}."]
+        what = f"Image: {fact} {_shape(text)}." if task is Task.IMAGE_UNDERSTANDING else f"Video: {frames[0]} to {fact}."
         s = [9 if c == fact else 3 for c in said]
+        judged = [f"Answer {i}: {c}" + ("." if brief else f", {'match' if c == fact else 'no match'}.")
+                  for i, c in enumerate(said, 1)]  # fmt: skip
+        lines = [" ".join([what, *judged])]
         lines.append(f"1. Correctness: Answer 1 ({s[0]}/10); Answer 2 ({s[1]}/10)")
+    winner = 1 if s[0] >= s[1] else 2
+    if brief:
+        return f"{lines[0]}\n{answer_label(task, winner)}"
     # One scored dimension keeps the chain short for CPU training; totals are still stated.
     lines += ["Total score:", f"{noun} 1: {s[0]}", f"{noun} 2: {s[1]}"]
-    winner = 1 if s[0] >= s[1] else 2
     return "<think>\n" + "\n".join(lines) + "\n</think>\n<answer>" + answer_label(task, winner) + "</answer>"
 
 
@@ -245,3 +251,15 @@ class BackgroundServer:
     def __exit__(self, *exc: Any) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+def brief_judgment(pair: Any, media_root: str | None, budget: Any, family: str | None = None) -> str:
+    """What a judge without chain of thought says about a synthetic pair (descriptions, verdict),
+    read from the pixels the way the teacher reads them; used to stand in for a pre-trained base judge."""
+    from unireward.judge.request import load_pair_media
+    from unireward.protocol.templates import render_text
+
+    media = load_pair_media(pair, media_root, budget)
+    seen = [[read_colour(f) for f in m] if isinstance(m, list) else [read_colour(m)] for m in media]
+    text = render_text(pair.task, pair.prompt, () if pair.task.is_generation else tuple(pair.candidates), family=family)
+    return synthetic_cot(pair.task, text, seen, brief=True)

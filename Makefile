@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.unireward-installed
 
-.PHONY: demo test lint install clean bench
+.PHONY: demo test lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,8 +18,9 @@ install: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/ruff check src tests benchmarks
-	# pytest exits 5 when nothing was collected: that is a failure for us, not a pass.
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	# pytest exits 5 when it collected nothing: for us that is a broken suite, never a pass.
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/unireward demo --out runs/demo

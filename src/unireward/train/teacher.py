@@ -208,7 +208,10 @@ def create_teacher_app(teacher: ScriptedTeacher, model_name: str = "scripted-tea
             text = teacher.answer(messages)
         except Exception as e:  # a malformed image is the client's fault
             raise HTTPException(400, f"cannot read request: {type(e).__name__}: {e}") from None
-        n_in = sum(len(str(m.get("content", ""))) for m in messages) // 4
+        prompt_text, images = read_request(messages)
+        # Rough usage like a real endpoint reports it: ~4 characters a text token, one token per
+        # 28x28 pixels of image (the base64 payload is not text the model reads).
+        n_in = len(prompt_text) // 4 + sum(im.width * im.height // 784 for im in images)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", model_name),

@@ -28,6 +28,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="first N pairs only")
     p.add_argument("--max-new-tokens", type=int, help="model judges: generation budget per judgment")
     p.add_argument("--temperature", type=float, help="model judges: sampling temperature (needed for --samples > 1)")
+    p.add_argument("--template-family", help="model judges: prompt family (default: the official prompts)")
+    p.add_argument("--video-as", choices=("video", "frames"), help="model judges: send videos as videos or frame images")
     p.add_argument("--synthetic", action="store_true", help="label the numbers as made on synthetic data")
     p.add_argument("--out", help="output folder (default runs/eval/BENCH-JUDGE); rerunning resumes")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -49,7 +51,9 @@ def _run(args: argparse.Namespace) -> int:
         protocol=args.protocol, order=args.order, seed=args.seed, samples=args.samples, unparsed=args.unparsed,
         official_compat=getattr(args, "official_compat", False), margin=getattr(args, "margin", "verdict"),
         batch_size=args.batch_size, limit=args.limit, data_kind="synthetic" if args.synthetic else "real",
-        judge_options={k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("temperature", args.temperature)) if v is not None},
+        judge_options={k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("temperature", args.temperature),
+                                         ("template_family", args.template_family), ("video_as", args.video_as))
+                       if v is not None},  # fmt: skip
     )  # fmt: skip
     report = run_eval(cfg)
     if args.json:

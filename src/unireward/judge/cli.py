@@ -78,6 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-pixels", type=int, default=None, help="pixel cap per image/frame (default: the family's)"
     )
     gen.add_argument("--frames", type=int, default=None, help="frames sampled per video (default 8)")
+    gen.add_argument("--template-family", default=None, help="prompt family (default: the official prompts)")
+    gen.add_argument("--video-as", choices=["video", "frames"], default="video",
+                     help="send videos as videos or as frame images (models trained with TRL saw frames)")  # fmt: skip
     gen.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -90,6 +93,7 @@ def build_judge(args: argparse.Namespace) -> Any:
     opts = JudgeOptions(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
         num_samples=args.num_samples, swap=args.swap, strict=args.strict, seed=args.seed,
+        template_family=args.template_family, video_as=args.video_as,
     )  # fmt: skip
     overrides = {k: v for k, v in (("max_pixels", args.max_pixels), ("frames", args.frames)) if v is not None}
     if args.base_url:

@@ -37,14 +37,19 @@ def test_dry_run_prints_the_paper_recipe_without_loading_a_model(tmp_path: Path)
 def test_dry_run_of_the_demo_recipe_and_bad_recipes(tmp_path: Path) -> None:
     assert _cli("pipeline", "--recipe", "tiny-cpu", "--out", str(tmp_path / "d"), "--dry-run").returncode == 0
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"data": {"synthetic": {}}, "grpo": {"num_generations": 8, "lerning_rate": 1}}))
+    scripted = {"kind": "scripted"}
+    bad.write_text(yaml.safe_dump({"data": {"synthetic": {}}, "teacher": scripted, "grpo": {"num_generations": 8, "lerning_rate": 1}}))
     proc = _cli("pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run")
     assert proc.returncode == 2 and "lerning_rate" in proc.stderr
-    bad.write_text(yaml.safe_dump({"data": {"synthetic": {}}, "grpo": {"num_generations": 1}}))
+    bad.write_text(yaml.safe_dump({"data": {"synthetic": {}}, "teacher": scripted, "grpo": {"num_generations": 1}}))
     proc = _cli("pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run")
     assert proc.returncode == 2 and "num_generations" in proc.stderr
+    bad.write_text(yaml.safe_dump({"data": {"synthetic": {}}}))
+    proc = _cli("pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run")
+    assert proc.returncode == 2 and "base_url" in proc.stderr
+    proc = _cli("pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run")
     files = {"cold_start": "c.jsonl", "train": "t.jsonl", "test": "h.jsonl"}
-    bad.write_text(yaml.safe_dump({"data": files, "base_style": "rationale"}))
+    bad.write_text(yaml.safe_dump({"data": files, "teacher": scripted, "base_style": "rationale"}))
     proc = _cli("pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run")
     assert proc.returncode == 2 and "synthetic" in proc.stderr
 

@@ -154,12 +154,12 @@ def _grpo_cfg(tiny_model: Path, syn: Path, tmp_path: Path, name: str, **kw: obje
 
 
 def test_grpo_with_varying_rewards_raises_the_mean_reward(tiny_model: Path, syn: Path, tmp_path: Path) -> None:
-    cfg = _grpo_cfg(tiny_model, syn, tmp_path, "learn", max_steps=14, learning_rate=5e-3, seed=1)
+    cfg = _grpo_cfg(tiny_model, syn, tmp_path, "learn", max_steps=16, learning_rate=2e-2, seed=1)
     run_grpo(cfg, reward_funcs=[_below_half])
     hist = json.loads((tmp_path / "learn" / "grpo_summary.json").read_text())["log_history"]
     rewards = [h["reward"] for h in hist if "reward" in h]
-    assert len(rewards) == 14
-    assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4 + 0.05
+    assert len(rewards) == 16
+    assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4 + 0.1
 
 
 def test_grpo_updates_reach_the_vision_tower(tiny_model: Path, syn: Path, tmp_path: Path) -> None:

@@ -162,7 +162,17 @@ class Pipeline:
         return self._sft("cold_start")
 
     def rs_sft(self) -> dict[str, Any]:
+        cfg = self.cfg["rs_sft"]
+        if not any(line.strip() for line in Path(cfg.train_file).read_text().splitlines()):
+            # The model judged nothing correctly: there is no CoT of its own to train on.
+            return self._carry_over(self.cfg["cold_start"].output_dir, cfg.output_dir, "no pair was judged correctly")
         return self._sft("rs_sft")
+
+    def _carry_over(self, src: str, dst: str, why: str) -> dict[str, Any]:
+        import shutil
+
+        shutil.copytree(Path(src) / "final", Path(dst) / "final", dirs_exist_ok=True)
+        return {"model": str(Path(dst) / "final"), "skipped": why}
 
     def sample(self) -> dict[str, Any]:
         from unireward.train.sample import sample
@@ -173,13 +183,9 @@ class Pipeline:
         from unireward.train.grpo import run_grpo
 
         cfg = self.cfg["grpo"]
-        n = sum(1 for line in Path(cfg.train_file).read_text().splitlines() if line.strip())
-        if n == 0:
-            # Nothing was judged wrongly: GRPO has no data under the paper's rule.
-            import shutil
-
-            shutil.copytree(self.cfg["rs_sft"].output_dir + "/final", cfg.output_dir + "/final", dirs_exist_ok=True)
-            return {"model": cfg.output_dir + "/final", "skipped": "no pairs were judged wrongly"}
+        if not any(line.strip() for line in Path(cfg.train_file).read_text().splitlines()):
+            # Nothing was judged wrongly: under the paper's rule GRPO has no data.
+            return self._carry_over(self.cfg["rs_sft"].output_dir, cfg.output_dir, "no pair was judged wrongly")
         final = run_grpo(cfg)
         summary = json.loads((Path(cfg.output_dir) / "grpo_summary.json").read_text())
         hist = summary["log_history"]

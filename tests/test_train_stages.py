@@ -216,3 +216,13 @@ def test_sft_and_grpo_run_under_accelerate_with_two_processes(tiny_model: Path, 
                  "--template-family", FAMILY, "--max-steps", "2", "--config", str(gcfg)], tmp_path)  # fmt: skip
     summary = json.loads((tmp_path / "grpo" / "grpo_summary.json").read_text())
     assert summary["steps"] == 2 and (tmp_path / "grpo" / "final" / "config.json").exists()
+
+
+def test_lora_sft_saves_a_merged_model_that_loads_without_peft(tiny_model: Path, sft_records: Path, syn: Path, tmp_path: Path) -> None:
+    from unireward.train.sft import LoraSettings
+
+    before = _params(tiny_model)
+    final = run_sft(_sft_cfg(tiny_model, sft_records, syn, tmp_path / "lora", lora=LoraSettings(r=4, alpha=8, dropout=0.0)))
+    after = _params(final)  # a plain checkpoint: the adapters were merged on save
+    assert set(after) == set(before)
+    assert _changed(before, after, vision=False) and not _changed(before, after, vision=True)

@@ -217,7 +217,8 @@ class Pipeline:
             benchmark="pairs", data=test, out_dir=str(self.lay.evals / stage), judge=model_dir,
             media_root=self.cfg["data"]["media_root"], order="as-is", unparsed="wrong", batch_size=ev.batch_size,
             data_kind="synthetic" if self.recipe.data.synthetic else "real",
-            judge_options={"template_family": self.recipe.template_family, "max_new_tokens": ev.max_new_tokens},
+            judge_options={"template_family": self.recipe.template_family, "max_new_tokens": ev.max_new_tokens,
+                           "video_as": "frames"},
         )  # fmt: skip
         run_eval(cfg, judge=judge)
         records = [json.loads(line) for line in (self.lay.evals / stage / "predictions.jsonl").read_text().splitlines() if line.strip()]

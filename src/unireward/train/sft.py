@@ -92,8 +92,8 @@ def load_policy(model: str, family: str | None, freeze_vision: bool, lora: LoraS
         from peft import LoraConfig, get_peft_model
 
         # LoRA only on the language model: the vision tower stays as it is.
-        names = sorted({n.rsplit(".", 1)[-1] for n, _ in m.named_modules() if n.rsplit(".", 1)[-1] in lora.target_modules and not fam.is_vision_parameter(n + ".")})
-        targets = [n for n, _ in m.named_modules() if n.rsplit(".", 1)[-1] in names and not fam.is_vision_parameter(n + ".")]
+        targets = [n for n, _ in m.named_modules()
+                   if n.rsplit(".", 1)[-1] in lora.target_modules and not fam.is_vision_parameter(n + ".")]  # fmt: skip
         m = get_peft_model(m, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets))
     if train:
         m.train()

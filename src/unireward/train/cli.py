@@ -126,18 +126,23 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sft(args: argparse.Namespace) -> int:
-    from unireward.train.sft import LoraSettings, SFTStageConfig, run_sft
+def _stage_values(args: argparse.Namespace, flags: dict[str, Any], **fixed: Any) -> dict[str, Any]:
+    """Config fields of a training stage: shared options, then the --config file, then set flags."""
+    from unireward.train.sft import LoraSettings
 
     values: dict[str, Any] = {"media_root": args.media_root, "template_family": args.template_family,
-                              "family": args.family, "budget": _budget(args), **_load_overrides(args.config)}  # fmt: skip
-    for key, val in (("learning_rate", args.learning_rate), ("max_steps", args.max_steps), ("num_train_epochs", args.epochs)):
-        if val is not None:
-            values[key] = val
+                              "family": args.family, "budget": _budget(args), **fixed, **_load_overrides(args.config)}  # fmt: skip
+    values.update({k: v for k, v in flags.items() if v is not None})
     if args.lora:
         values["lora"] = LoraSettings()
-    if args.train_vision:
-        values["freeze_vision"] = False
+    return values
+
+
+def _sft(args: argparse.Namespace) -> int:
+    from unireward.train.sft import SFTStageConfig, run_sft
+
+    values = _stage_values(args, {"learning_rate": args.learning_rate, "max_steps": args.max_steps,
+                                  "num_train_epochs": args.epochs, "freeze_vision": False if args.train_vision else None})  # fmt: skip
     final = run_sft(SFTStageConfig(model=args.model, train_file=args.records, output_dir=args.out, **values))
     print(json.dumps({"model": str(final)}))
     return 0
@@ -159,17 +164,10 @@ def _sample(args: argparse.Namespace) -> int:
 
 def _grpo(args: argparse.Namespace) -> int:
     from unireward.train.grpo import GRPOStageConfig, run_grpo
-    from unireward.train.sft import LoraSettings
 
-    values: dict[str, Any] = {"media_root": args.media_root, "template_family": args.template_family, "family": args.family,
-                              "rewards": tuple(args.rewards.split(",")), "budget": _budget(args), **_load_overrides(args.config)}  # fmt: skip
-    for key, val in (("max_steps", args.max_steps), ("learning_rate", args.learning_rate), ("vllm_mode", args.vllm_mode)):
-        if val is not None:
-            values[key] = val
-    if args.lora:
-        values["lora"] = LoraSettings()
-    if args.use_vllm:
-        values["use_vllm"] = True
+    values = _stage_values(args, {"max_steps": args.max_steps, "learning_rate": args.learning_rate,
+                                  "vllm_mode": args.vllm_mode, "use_vllm": True if args.use_vllm else None},
+                           rewards=tuple(args.rewards.split(",")))  # fmt: skip
     final = run_grpo(GRPOStageConfig(model=args.model, train_file=args.records, output_dir=args.out, **values))
     print(json.dumps({"model": str(final)}))
     return 0

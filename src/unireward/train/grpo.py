@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unireward.media import VisionBudget
 from unireward.rewards import get_reward_functions
 from unireward.train.records import iter_rows, read_jsonl, to_dataset
-from unireward.train.sft import LoraSettings, latest_checkpoint, load_policy
+from unireward.train.sft import TrainerCommon, latest_checkpoint, load_policy
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class GRPOStageConfig:
+class GRPOStageConfig(TrainerCommon):
     """One GRPO run. Defaults follow the paper: G=8, beta 0.04, lr 1e-6, temperature 1.0, top-p 0.95
     (the official Qwen script), the original GRPO loss with per-group std scaling."""
 
@@ -49,20 +48,12 @@ class GRPOStageConfig:
     max_steps: int = -1
     warmup_ratio: float = 0.0
     lr_scheduler_type: str = "constant"
-    freeze_vision: bool = True
-    lora: LoraSettings | None = None
-    bf16: bool = False
-    gradient_checkpointing: bool = False
     save_steps: int = 200
-    save_total_limit: int = 2
     logging_steps: int = 1
-    seed: int = 0
-    deepspeed: str | None = None
     use_vllm: bool = False
     vllm_mode: str = "colocate"
     vllm_server_base_url: str | None = None
     vllm_gpu_memory_utilization: float = 0.3
-    budget: VisionBudget = field(default_factory=VisionBudget)
 
     def __post_init__(self) -> None:
         get_reward_functions(self.rewards)  # validates the names
@@ -80,16 +71,8 @@ class GRPOStageConfig:
             raise ValueError("vllm_mode must be 'colocate' or 'server'")
         if self.max_steps == 0 or (self.max_steps < 0 and self.num_train_epochs <= 0):
             raise ValueError("set max_steps > 0 or num_train_epochs > 0")
-        if isinstance(self.lora, dict):
-            self.lora = LoraSettings(**self.lora)
-        if isinstance(self.budget, dict):
-            self.budget = VisionBudget(**self.budget)
+        self._coerce_common()
         self.rewards = tuple(self.rewards)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["budget"] = asdict(self.budget)
-        return d
 
     def trl_args(self) -> Any:
         from trl import GRPOConfig

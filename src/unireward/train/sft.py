@@ -31,8 +31,35 @@ class LoraSettings:
             raise ValueError("LoRA needs r >= 1, alpha >= 1 and 0 <= dropout < 1")
 
 
+@dataclass(kw_only=True)
+class TrainerCommon:
+    """Settings every training stage shares (keyword-only, so stage configs keep their own order)."""
+
+    freeze_vision: bool = True
+    lora: LoraSettings | None = None
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    save_total_limit: int = 2
+    seed: int = 0
+    deepspeed: str | None = None
+    budget: VisionBudget = field(default_factory=VisionBudget)
+
+    def _coerce_common(self) -> None:
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings(**self.lora)
+        if isinstance(self.budget, dict):
+            self.budget = VisionBudget(**self.budget)
+        if self.save_total_limit < 1:
+            raise ValueError("save_total_limit must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["budget"] = asdict(self.budget)
+        return d
+
+
 @dataclass
-class SFTStageConfig:
+class SFTStageConfig(TrainerCommon):
     """One SFT run. Defaults follow the paper (lr 2.5e-6, batch 1 x grad-accum 16, warm-up 0.3)."""
 
     model: str
@@ -49,16 +76,8 @@ class SFTStageConfig:
     warmup_ratio: float = 0.3
     lr_scheduler_type: str = "cosine"
     weight_decay: float = 0.0
-    freeze_vision: bool = True
-    lora: LoraSettings | None = None
-    bf16: bool = False
-    gradient_checkpointing: bool = False
     save_steps: int = 500
-    save_total_limit: int = 2
     logging_steps: int = 10
-    seed: int = 0
-    deepspeed: str | None = None
-    budget: VisionBudget = field(default_factory=VisionBudget)
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
@@ -69,15 +88,7 @@ class SFTStageConfig:
             raise ValueError("batch size and gradient accumulation must be >= 1")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError("warmup_ratio must be in [0, 1)")
-        if isinstance(self.lora, dict):
-            self.lora = LoraSettings(**self.lora)
-        if isinstance(self.budget, dict):
-            self.budget = VisionBudget(**self.budget)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["budget"] = asdict(self.budget)
-        return d
+        self._coerce_common()
 
 
 def load_policy(model: str, family: str | None, freeze_vision: bool, lora: LoraSettings | None, train: bool = True) -> tuple[Any, Any, Any]:

@@ -50,20 +50,19 @@ class Qwen25VLFamily(ModelFamily):
         )
 
         from unireward.models.chat_template import QWEN_VL_CHAT_TEMPLATE
-        from unireward.models.tokenizer import THINK_TAGS, train_tokenizer
+        from unireward.models.tiny import attention_shape, mrope_section, set_generation_defaults
+        from unireward.models.tokenizer import THINK_TAGS, fast_tokenizer, train_tokenizer
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        tokenizer = _fast_tokenizer(PreTrainedTokenizerFast, train_tokenizer(vocab_size), THINK_TAGS, QWEN_VL_CHAT_TEMPLATE)
+        tokenizer = fast_tokenizer(PreTrainedTokenizerFast, train_tokenizer(vocab_size), THINK_TAGS, QWEN_VL_CHAT_TEMPLATE)
         ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|im_end|>", "<|endoftext|>")}
-        heads = max(2, hidden_size // 16)
-        head_dim = hidden_size // heads
-        half = head_dim // 2
-        mrope = [half - 2 * (half // 3), half // 3, half // 3]
+        heads, kv_heads, head_dim = attention_shape(hidden_size)
+        mrope = mrope_section(head_dim)
         config = Qwen2_5_VLConfig(
             text_config={
                 "vocab_size": len(tokenizer), "hidden_size": hidden_size, "intermediate_size": hidden_size * 2,
-                "num_hidden_layers": num_layers, "num_attention_heads": heads, "num_key_value_heads": max(1, heads // 2),
+                "num_hidden_layers": num_layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
                 "max_position_embeddings": 32768, "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
                 "pad_token_id": ids["<|endoftext|>"], "tie_word_embeddings": True,
                 "rope_parameters": {"rope_type": "default", "rope_theta": rope_theta, "mrope_section": mrope},
@@ -79,9 +78,7 @@ class Qwen25VLFamily(ModelFamily):
         )  # fmt: skip
         torch.manual_seed(seed)
         model = Qwen2_5_VLForConditionalGeneration(config)
-        model.generation_config.eos_token_id = [ids["<|im_end|>"]]
-        model.generation_config.pad_token_id = ids["<|endoftext|>"]
-        model.generation_config.do_sample = False
+        set_generation_defaults(model, ids["<|im_end|>"], ids["<|endoftext|>"])
         model.save_pretrained(out)
         budget = self.budget()
         size = {"shortest_edge": budget.min_pixels, "longest_edge": budget.max_pixels}
@@ -93,20 +90,6 @@ class Qwen25VLFamily(ModelFamily):
         )
         processor.save_pretrained(out)
         return out
-
-
-def _fast_tokenizer(cls: Any, tok: Any, think_tags: list[str], chat_template: str) -> Any:
-    from tokenizers import AddedToken
-
-    tokenizer = cls(
-        tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        padding_side="left",
-        chat_template=chat_template,
-    )
-    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in think_tags])
-    return tokenizer
 
 
 register(Qwen25VLFamily())

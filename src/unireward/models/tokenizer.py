@@ -7,6 +7,7 @@ survive ``skip_special_tokens=True`` decoding, which the reward parser relies on
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -52,3 +53,24 @@ def train_tokenizer(vocab_size: int = 1024, extra_corpus: Iterable[str] = ()) ->
     )
     tok.train_from_iterator(_corpus(extra_corpus), trainer=trainer)
     return tok
+
+
+def fast_tokenizer(
+    cls: Any,
+    tok: Tokenizer,
+    think_tags: list[str],
+    chat_template: str,
+    eos_token: str = "<|im_end|>",
+    pad_token: str = "<|endoftext|>",
+    **extra: Any,
+) -> Any:
+    """Wrap a trained tokenizer as ``cls`` (a fast HF tokenizer) with left padding, the chat template,
+    and the think/answer tags as single non-special tokens."""
+    from tokenizers import AddedToken
+
+    tokenizer = cls(
+        tokenizer_object=tok, eos_token=eos_token, pad_token=pad_token, padding_side="left",
+        chat_template=chat_template, **extra,
+    )  # fmt: skip
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in think_tags])
+    return tokenizer

@@ -1,0 +1,111 @@
+"""Qwen3-VL: 16-px patches merged 2x2 (one vision token per 32x32 pixels), DeepStack vision features,
+interleaved multimodal rotary embeddings, and per-frame timestamps in video prompts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from unireward.media import VisionBudget
+from unireward.models.family import ModelFamily, register
+
+
+class Qwen3VLFamily(ModelFamily):
+    name = "qwen3_vl"
+    model_types = ("qwen3_vl",)
+    checkpoints = (
+        "CodeGoat24/UnifiedReward-Think-qwen3vl-2b",
+        "CodeGoat24/UnifiedReward-Think-qwen3vl-4b",
+        "CodeGoat24/UnifiedReward-Think-qwen3vl-8b",
+        "CodeGoat24/UnifiedReward-Think-qwen3vl-32b",
+    )
+    vision_prefixes = ("visual.", "model.visual.")
+    factor = 32
+
+    def model_class(self) -> type:
+        from transformers import Qwen3VLForConditionalGeneration
+
+        return Qwen3VLForConditionalGeneration
+
+    def processor_kwargs(self, budget: VisionBudget) -> dict[str, Any]:
+        # Media arrive resized to multiples of 32 by unireward.media; the bounds stop a second resize.
+        # Video arrives as already-sampled frames: no resampling, and the per-frame cap keeps a clip's
+        # frames at the image budget instead of spreading ``longest_edge`` over the clip.
+        size = {"shortest_edge": budget.min_pixels, "longest_edge": budget.max_pixels}
+        return {
+            "images_kwargs": {"size": size},
+            "videos_kwargs": {"size": size, "do_sample_frames": False, "cap_pixels_per_frame": True},
+        }
+
+    def build_tiny(
+        self,
+        out_dir: str | os.PathLike[str],
+        seed: int = 0,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        vision_hidden: int = 64,
+        vision_depth: int = 2,
+        vocab_size: int = 1024,
+        rope_theta: float = 10000.0,
+    ) -> Path:
+        import torch
+        from transformers import (
+            PreTrainedTokenizerFast,
+            Qwen2VLImageProcessor,
+            Qwen3VLConfig,
+            Qwen3VLForConditionalGeneration,
+            Qwen3VLProcessor,
+            Qwen3VLVideoProcessor,
+        )
+
+        from unireward.models.chat_template import QWEN3_VL_CHAT_TEMPLATE
+        from unireward.models.tiny import attention_shape, mrope_section, set_generation_defaults
+        from unireward.models.tokenizer import THINK_TAGS, fast_tokenizer, train_tokenizer
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tokenizer = fast_tokenizer(PreTrainedTokenizerFast, train_tokenizer(vocab_size), THINK_TAGS, QWEN3_VL_CHAT_TEMPLATE)
+        names = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|im_end|>", "<|endoftext|>")
+        ids = {t: tokenizer.convert_tokens_to_ids(t) for t in names}
+        heads, kv_heads, head_dim = attention_shape(hidden_size)
+        patch, merge = 16, 2
+        config = Qwen3VLConfig(
+            text_config={
+                "vocab_size": len(tokenizer), "hidden_size": hidden_size, "intermediate_size": hidden_size * 2,
+                "num_hidden_layers": num_layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+                "head_dim": head_dim, "max_position_embeddings": 32768, "pad_token_id": ids["<|endoftext|>"],
+                "rope_parameters": {"rope_type": "default", "rope_theta": rope_theta,
+                                    "mrope_section": mrope_section(head_dim), "mrope_interleaved": True},
+            },
+            vision_config={
+                "depth": vision_depth, "hidden_size": vision_hidden, "intermediate_size": vision_hidden * 2,
+                "num_heads": max(1, vision_hidden // 32), "out_hidden_size": hidden_size, "patch_size": patch,
+                "spatial_merge_size": merge, "temporal_patch_size": 2, "num_position_embeddings": 16 * 16,
+                # DeepStack: features of the first layer are also injected into the decoder
+                "deepstack_visual_indexes": [0],
+            },
+            image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+            vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+            tie_word_embeddings=True,
+        )  # fmt: skip
+        config.text_config.bos_token_id = ids["<|endoftext|>"]
+        config.text_config.eos_token_id = ids["<|im_end|>"]
+        torch.manual_seed(seed)
+        model = Qwen3VLForConditionalGeneration(config)
+        set_generation_defaults(model, ids["<|im_end|>"], ids["<|endoftext|>"])
+        model.save_pretrained(out)
+        budget = self.budget()
+        size = {"shortest_edge": budget.min_pixels, "longest_edge": budget.max_pixels}
+        common = {"size": size, "patch_size": patch, "merge_size": merge, "temporal_patch_size": 2}
+        processor = Qwen3VLProcessor(
+            image_processor=Qwen2VLImageProcessor(**common),
+            tokenizer=tokenizer,
+            video_processor=Qwen3VLVideoProcessor(**common, do_sample_frames=False),
+            chat_template=QWEN3_VL_CHAT_TEMPLATE,
+        )
+        processor.save_pretrained(out)
+        return out
+
+
+register(Qwen3VLFamily())

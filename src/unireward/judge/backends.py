@@ -210,9 +210,9 @@ class TransformersBackend(Backend):
         images, videos = media_inputs(messages)
         n_text = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         factor = self.family.factor
-        n_vision = sum(vision_tokens(im, factor) for im in images) + sum(
-            vision_tokens(v, factor) for v in videos
-        )
+        per_image = (self.family.expected_image_tokens(im.width, im.height, self.processor) for im in images)
+        n_vision = sum(n if n is not None else vision_tokens(im, factor) for n, im in zip(per_image, images, strict=True))
+        n_vision += sum(vision_tokens(v, factor) for v in videos)
         # each medium's single placeholder token is replaced by its vision tokens
         return text, images, videos, n_text - len(images) - len(videos) + n_vision
 

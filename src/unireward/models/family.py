@@ -42,6 +42,12 @@ class ModelFamily(ABC):
         """Keyword arguments for ``processor(...)`` that keep its own resizing within the budget."""
         return {}
 
+    def expected_image_tokens(self, width: int, height: int, processor: Any = None) -> int | None:
+        """Vision tokens the processor gives one ``width`` x ``height`` image (already resized by
+        :mod:`unireward.media`); ``None`` where the family cannot say. The default is one token per
+        ``factor`` x ``factor`` cell; tiling families (LLaVA-OV) work it out from ``processor``."""
+        return (width // self.factor) * (height // self.factor)
+
     def budget(self, **overrides: Any) -> VisionBudget:
         """The default vision budget with this family's factor."""
         return VisionBudget(factor=self.factor, **overrides)

@@ -19,7 +19,7 @@ from typing import Any
 from unireward.media import VisionBudget
 from unireward.models.family import ModelFamily, register
 
-#: what a video part renders as; the processor expands it to the pooled per-frame features
+#: one placeholder per image/video part; the processor expands it to that medium's vision tokens
 IMAGE_TOKEN, VIDEO_TOKEN = "<image>", "<video>"
 
 

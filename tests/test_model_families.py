@@ -64,7 +64,7 @@ def _moved(family: str, before: dict[str, torch.Tensor], after: dict[str, torch.
     return changed(text), changed(vision)
 
 
-def test_every_issue_family_is_registered() -> None:
+def test_every_supported_family_is_registered() -> None:
     assert {"qwen2_5_vl", "qwen3_vl", "llava_onevision"} <= set(FAMILIES)
     with pytest.raises(KeyError, match="unsupported model family"):
         get_family("not_a_family")
@@ -189,3 +189,15 @@ def test_tiny_model_cli(tiny: tuple[str, Path], tmp_path: Path) -> None:
     assert detect_family(str(out)).name == name
     config = json.loads((out / "config.json").read_text())
     assert config["text_config"]["hidden_size"] == 32 if "text_config" in config else config["hidden_size"] == 32
+
+
+def test_judge_cli_with_family_on_real_videos(tiny: tuple[str, Path], syn: Path) -> None:
+    name, path = tiny
+    pair = next(p for p in read_pairs(syn / "train.jsonl") if p.task is Task.VIDEO_GENERATION)
+    cmd = [sys.executable, "-m", "unireward.cli", "judge", "--model", str(path), "--family", name,
+           "--task", "video_generation", "--prompt", pair.prompt, "--max-new-tokens", "8",
+           "--candidate", str(syn / pair.candidates[0]), "--candidate", str(syn / pair.candidates[1])]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["task"] == "video_generation" and out["status"] in ("ok", "invalid", "truncated") and out["text"]

@@ -99,3 +99,16 @@ def test_micro_pipeline_runs_every_stage_reports_and_resumes(tmp_path: Path) -> 
 @pytest.mark.parametrize("name", ["paper-qwen25vl-7b", "tiny-cpu"])
 def test_shipped_recipes_validate(name: str) -> None:
     load_recipe(name)
+
+
+@pytest.mark.parametrize("family", ["qwen3_vl", "llava_onevision"])
+def test_micro_pipeline_runs_for_every_model_family(family: str, tmp_path: Path) -> None:
+    recipe_path = tmp_path / "micro.yaml"
+    recipe_path.write_text(yaml.safe_dump({**MICRO, "base_sft": {}}))  # the base_sft stage is covered above
+    proc = _cli("pipeline", "--recipe", str(recipe_path), "--out", str(tmp_path / "run"), "--family", family)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert [s["name"] for s in report["stages"]] == ["base", "cold_start", "rejection_sampling", "grpo"]
+    config = json.loads((tmp_path / "run" / "models" / "grpo" / "final" / "config.json").read_text())
+    assert config["model_type"] == family
+    assert "grpo" in proc.stdout  # the results table is printed

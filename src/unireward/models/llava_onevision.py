@@ -198,5 +198,18 @@ def _tile_every_image(processor: Any) -> None:
 
     ip.__class__ = type(base.__name__, (base,), {"preprocess": preprocess, "_tiles_every_image": True, "__module__": base.__module__})
 
+    # With every image tiled on its own, ``batch_num_images`` is all ones, which is also the model's
+    # default; dropping it keeps trainers that forward every processor output (TRL's reference-model
+    # pass does) from choking on a keyword their scoring function does not take.
+    proc_base = type(processor)
+
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = proc_base.__call__(self, *args, **kwargs)
+        if "batch_num_images" in out:
+            del out["batch_num_images"]
+        return out
+
+    processor.__class__ = type(proc_base.__name__, (proc_base,), {"__call__": call, "__module__": proc_base.__module__})
+
 
 register(LlavaOneVisionFamily())

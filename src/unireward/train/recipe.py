@@ -124,14 +124,17 @@ class Recipe:
                 setattr(self, name, cls(**value))
         if self.template_family is not None:
             get_family(self.template_family)
-        VisionBudget(**self.budget)
+        self.vision_budget()  # validates the budget and the family name
         if self.base_style not in ("verdict", "rationale"):
             raise ValueError("base_style must be 'verdict' or 'rationale'")
         if self.base_style == "rationale" and self.data.synthetic is None:
             raise ValueError("base_style 'rationale' is only available on the synthetic task")
 
     def vision_budget(self) -> VisionBudget:
-        return VisionBudget(**self.budget)
+        """The recipe's budget, with the model family's side multiple unless the recipe sets one."""
+        from unireward.models import get_family
+
+        return VisionBudget(**{"factor": get_family(self.model.family).factor, **self.budget})
 
 
 def _build(cls: type, section: str, values: dict[str, Any]) -> Any:

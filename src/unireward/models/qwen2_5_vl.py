@@ -10,6 +10,25 @@ from unireward.media import VisionBudget
 from unireward.models.family import ModelFamily, register
 
 
+def qwen_size(budget: VisionBudget) -> dict[str, int]:
+    """The Qwen image/video processors' pixel bounds for a budget."""
+    return {"shortest_edge": budget.min_pixels, "longest_edge": budget.max_pixels}
+
+
+def qwen_processor_kwargs(budget: VisionBudget) -> dict[str, Any]:
+    """Processor call arguments shared by the Qwen families.
+
+    Media arrive already resized by :mod:`unireward.media`, so the bounds only stop a second resize
+    (and pin the limits for callers who pass raw images). Video arrives as already-sampled frames:
+    no resampling, and the per-frame cap keeps each frame at the image budget.
+    """
+    size = qwen_size(budget)
+    return {
+        "images_kwargs": {"size": size},
+        "videos_kwargs": {"size": size, "do_sample_frames": False, "cap_pixels_per_frame": True},
+    }
+
+
 class Qwen25VLFamily(ModelFamily):
     name = "qwen2_5_vl"
     model_types = ("qwen2_5_vl",)
@@ -23,10 +42,7 @@ class Qwen25VLFamily(ModelFamily):
         return Qwen2_5_VLForConditionalGeneration
 
     def processor_kwargs(self, budget: VisionBudget) -> dict[str, Any]:
-        # Media arrive already resized by unireward.media; these bounds only stop the processor
-        # from resizing them again (and pin the limits for callers who pass raw images).
-        size = {"shortest_edge": budget.min_pixels, "longest_edge": budget.max_pixels}
-        return {"images_kwargs": {"size": size}, "videos_kwargs": {"size": size, "do_sample_frames": False, "cap_pixels_per_frame": True}}
+        return qwen_processor_kwargs(budget)
 
     def build_tiny(
         self,
@@ -80,8 +96,7 @@ class Qwen25VLFamily(ModelFamily):
         model = Qwen2_5_VLForConditionalGeneration(config)
         set_generation_defaults(model, ids["<|im_end|>"], ids["<|endoftext|>"])
         model.save_pretrained(out)
-        budget = self.budget()
-        size = {"shortest_edge": budget.min_pixels, "longest_edge": budget.max_pixels}
+        size = qwen_size(self.budget())
         processor = Qwen2_5_VLProcessor(
             image_processor=Qwen2VLImageProcessor(size=size),
             tokenizer=tokenizer,

@@ -9,6 +9,7 @@ from typing import Any
 
 from unireward.media import VisionBudget
 from unireward.models.family import ModelFamily, register
+from unireward.models.qwen2_5_vl import qwen_processor_kwargs, qwen_size
 
 
 class Qwen3VLFamily(ModelFamily):
@@ -29,14 +30,7 @@ class Qwen3VLFamily(ModelFamily):
         return Qwen3VLForConditionalGeneration
 
     def processor_kwargs(self, budget: VisionBudget) -> dict[str, Any]:
-        # Media arrive resized to multiples of 32 by unireward.media; the bounds stop a second resize.
-        # Video arrives as already-sampled frames: no resampling, and the per-frame cap keeps a clip's
-        # frames at the image budget instead of spreading ``longest_edge`` over the clip.
-        size = {"shortest_edge": budget.min_pixels, "longest_edge": budget.max_pixels}
-        return {
-            "images_kwargs": {"size": size},
-            "videos_kwargs": {"size": size, "do_sample_frames": False, "cap_pixels_per_frame": True},
-        }
+        return qwen_processor_kwargs(budget)
 
     def build_tiny(
         self,
@@ -95,9 +89,7 @@ class Qwen3VLFamily(ModelFamily):
         model = Qwen3VLForConditionalGeneration(config)
         set_generation_defaults(model, ids["<|im_end|>"], ids["<|endoftext|>"])
         model.save_pretrained(out)
-        budget = self.budget()
-        size = {"shortest_edge": budget.min_pixels, "longest_edge": budget.max_pixels}
-        common = {"size": size, "patch_size": patch, "merge_size": merge, "temporal_patch_size": 2}
+        common = {"size": qwen_size(self.budget()), "patch_size": patch, "merge_size": merge, "temporal_patch_size": 2}
         processor = Qwen3VLProcessor(
             image_processor=Qwen2VLImageProcessor(**common),
             tokenizer=tokenizer,

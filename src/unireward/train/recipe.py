@@ -201,18 +201,17 @@ def resolve(recipe: Recipe, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         cold, train, test = (str(lay.data / "synthetic" / f"{s}.jsonl") for s in ("cold_start", "train", "test"))
     else:
         media_root, cold, train, test = d.media_root, d.cold_start, d.train, d.test  # type: ignore[assignment]
+    budget = asdict(recipe.vision_budget())
+    shared = {"media_root": media_root, "template_family": recipe.template_family}
     base = str(lay.model("base")) if recipe.model.base == "tiny" else recipe.model.base
     base_sft = None
     if recipe.base_sft:
         base_sft = _build(SFTStageConfig, "base_sft", {
             "model": base, "train_file": str(lay.root / "base_sft" / "direct.jsonl"),
             "output_dir": str(lay.model("base_sft")), "family": recipe.model.family, "seed": recipe.seed,
-            "budget": asdict(recipe.vision_budget()), "media_root": media_root, "template_family": recipe.template_family,
-            **recipe.base_sft,
+            "budget": budget, **shared, **recipe.base_sft,
         })  # fmt: skip
         base = str(lay.model("base_sft") / "final")
-    budget = asdict(recipe.vision_budget())
-    shared = {"media_root": media_root, "template_family": recipe.template_family}
     t = recipe.teacher
     distill = _build(DistillConfig, "distill", {
         "pairs": cold, "out_dir": str(lay.root / "distill"), "base_url": t.base_url or "http://127.0.0.1:0/v1",

@@ -62,36 +62,37 @@ def render_plots(report: dict[str, Any], curves: dict[str, Any], out: Path) -> l
         ax.set_ylim(0, 102)
         ax.set_title(f"held-out accuracy by stage ({report['data']} data)")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "accuracy_by_stage.png", dpi=110)
-        plt.close(fig)
-        paths.append(str(out / "accuracy_by_stage.png"))
+        paths.append(_save(plt, fig, out / "accuracy_by_stage.png"))
     loss = {k: v for k, v in curves.items() if k.endswith("loss") and v}
     if loss:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for name, pts in loss.items():
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name)
-        ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
-        ax.set_title("SFT loss")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "sft_loss.png", dpi=110)
-        plt.close(fig)
-        paths.append(str(out / "sft_loss.png"))
-    grpo = {k: v for k, v in curves.items() if k.startswith("grpo:") and v}
+        paths.append(_curves_png(plt, loss, out / "sft_loss.png", "step", "training loss", "SFT loss", 8))
+    grpo = {k.split(":", 1)[1]: v for k, v in curves.items() if k.startswith("grpo:") and v}
     if grpo:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for name, pts in grpo.items():
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name.split(":", 1)[1])
-        ax.set_xlabel("GRPO step")
-        ax.set_title("GRPO rewards (mean over the step's completions)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "grpo_rewards.png", dpi=110)
-        plt.close(fig)
-        paths.append(str(out / "grpo_rewards.png"))
+        title = "GRPO rewards (mean over the step's completions)"
+        paths.append(_curves_png(plt, grpo, out / "grpo_rewards.png", "GRPO step", None, title, 7))
     return paths
+
+
+def _save(plt: Any, fig: Any, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def _curves_png(
+    plt: Any, curves: dict[str, list[Any]], path: Path, xlabel: str, ylabel: str | None, title: str, fontsize: int
+) -> str:
+    """One line per named curve of ``(step, value)`` points."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, pts in curves.items():
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=fontsize)
+    return _save(plt, fig, path)
 
 
 def write_pipeline_report(pipe: Any) -> dict[str, Any]:

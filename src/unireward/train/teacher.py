@@ -173,7 +173,10 @@ class ScriptedTeacher:
         self._lock = threading.Lock()
 
     def answer(self, messages: list[dict[str, Any]]) -> str:
-        text, images = read_request(messages)
+        return self.answer_request(*read_request(messages))
+
+    def answer_request(self, text: str, images: list[Image.Image]) -> str:
+        """The judgment for a request already split into its text and images."""
         task = detect_task(text)
         if task is None:
             return "I can only judge the four unireward pairwise tasks."
@@ -205,10 +208,10 @@ def create_teacher_app(teacher: ScriptedTeacher, model_name: str = "scripted-tea
         if not isinstance(messages, list) or not messages:
             raise HTTPException(400, "messages must be a non-empty list")
         try:
-            text = teacher.answer(messages)
+            prompt_text, images = read_request(messages)
+            text = teacher.answer_request(prompt_text, images)
         except Exception as e:  # a malformed image is the client's fault
             raise HTTPException(400, f"cannot read request: {type(e).__name__}: {e}") from None
-        prompt_text, images = read_request(messages)
         # Rough usage like a real endpoint reports it: ~4 characters a text token, one token per
         # 28x28 pixels of image (the base64 payload is not text the model reads).
         n_in = len(prompt_text) // 4 + sum(im.width * im.height // 784 for im in images)

@@ -1,4 +1,5 @@
-"""``unireward tiny-model``: build a tiny random judge offline."""
+"""``unireward tiny-model`` (a tiny random judge, offline) and ``unireward convert-llava`` (a LLaVA-NeXT
+checkpoint into the transformers format the ``llava_onevision`` family loads)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-layers", type=int, default=2)
     p.set_defaults(func=_run)
 
+    c = sub.add_parser(
+        "convert-llava",
+        help="convert a LLaVA-NeXT llava_qwen checkpoint (UnifiedReward-Think-7b) to transformers' LLaVA-OneVision",
+    )
+    c.add_argument("source", help="HF id or folder of the LLaVA-NeXT checkpoint")
+    c.add_argument("out_dir")
+    c.add_argument("--dtype", default="auto", choices=("auto", "float16", "bfloat16", "float32"))
+    c.add_argument("--vision-tower", default=None, help="SigLIP checkpoint to take the vision weights from when the source lacks them")
+    c.add_argument("--vision-heads", type=int, default=None, help="vision attention heads, for a tower not in the known list")
+    c.add_argument("--no-system-prompt", action="store_true", help="no default system turn in the chat template")
+    c.add_argument("--overwrite", action="store_true")
+    c.set_defaults(func=_convert)
+
 
 def _run(args: argparse.Namespace) -> int:
     from unireward.models.family import get_family
@@ -24,4 +38,16 @@ def _run(args: argparse.Namespace) -> int:
     fam = get_family(args.family)
     out = fam.build_tiny(args.out_dir, seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers)
     print(json.dumps({"family": fam.name, "path": str(out)}))
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from unireward.models.llava_convert import DEFAULT_SYSTEM, ConvertConfig, convert_llava_qwen
+
+    cfg = ConvertConfig(
+        dtype=args.dtype, vision_tower=args.vision_tower, vision_heads=args.vision_heads,
+        system_prompt=None if args.no_system_prompt else DEFAULT_SYSTEM, overwrite=args.overwrite,
+    )  # fmt: skip
+    out = convert_llava_qwen(args.source, args.out_dir, cfg)
+    print(json.dumps({"converted": args.source, "path": str(out), "family": "llava_onevision"}))
     return 0

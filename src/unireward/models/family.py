@@ -128,22 +128,33 @@ def list_families() -> list[str]:
     return sorted(_FAMILIES)
 
 
-def detect_family(model_id: str) -> ModelFamily:
-    """The family of a checkpoint, from its ``config.json`` ``model_type``."""
+def _checkpoint_config(model_id: str) -> dict[str, Any]:
+    """A checkpoint's ``config.json`` as a dict, from a folder or the hub."""
     config_path = Path(model_id) / "config.json"
-    if config_path.is_file():
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ModelLoadError(f"cannot read {config_path}: {e}") from None
-        model_type = config.get("model_type", "") if isinstance(config, dict) else ""
-    else:
-        from transformers import AutoConfig
+    if not config_path.is_file():
+        from huggingface_hub import hf_hub_download
 
         try:
-            model_type = AutoConfig.from_pretrained(model_id).model_type
-        except (OSError, ValueError) as e:
+            config_path = Path(hf_hub_download(model_id, "config.json"))
+        except Exception as e:  # offline, unknown repo, malformed id
             raise ModelLoadError(_unreachable_message(model_id, e)) from None
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"cannot read {config_path}: {e}") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{config_path} is not a JSON object")
+    if "LlavaQwenForCausalLM" in (config.get("architectures") or []):
+        raise ModelLoadError(
+            f"{model_id!r} is an original LLaVA-NeXT llava_qwen checkpoint, which transformers cannot load; "
+            f"convert it once with `unireward convert-llava {model_id} OUT_DIR` and pass OUT_DIR"
+        )
+    return config
+
+
+def detect_family(model_id: str) -> ModelFamily:
+    """The family of a checkpoint, from its ``config.json`` ``model_type``."""
+    model_type = _checkpoint_config(model_id).get("model_type", "")
     for fam in _FAMILIES.values():
         if model_type in fam.model_types:
             return fam
@@ -157,6 +168,11 @@ def detect_family(model_id: str) -> ModelFamily:
 
 def load_model(model_id: str, family: str | None = None, **kwargs: Any) -> tuple[Any, Any, ModelFamily]:
     """Load a judge: ``(model, processor, family)``; the family is detected unless given."""
-    fam = get_family(family) if family else detect_family(model_id)
+    if family:
+        fam = get_family(family)
+        if Path(model_id, "config.json").is_file():
+            _checkpoint_config(model_id)  # an unconverted LLaVA-NeXT folder gets its own message
+    else:
+        fam = detect_family(model_id)
     model, processor = fam.load(model_id, **kwargs)
     return model, processor, fam

@@ -66,6 +66,12 @@ def test_sampled_frames_match_a_full_decode(videoalign_videos: list[Path]) -> No
     w, h = got[0].size
     expected = [everything[i].convert("RGB").resize((w, h), Image.Resampling.BICUBIC) for i in idx]
     assert [g.tobytes() for g in got] == [e.tobytes() for e in expected]
+    # the frames remember which source frames they are and the stream's rate (for frame timestamps)
+    with av.open(str(path)) as c:
+        rate = float(c.streams.video[0].average_rate)
+    assert got.indices == idx and got.fps == rate
+    assert got.timestamps() == [i / rate for i in idx]
+    assert got.metadata() == {"total_num_frames": 8, "fps": rate, "frames_indices": idx}
 
 
 def test_frame_folder_is_a_video(tmp_path: Path, videoalign_videos: list[Path]) -> None:

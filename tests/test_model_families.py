@@ -201,3 +201,42 @@ def test_judge_cli_with_family_on_real_videos(tiny: tuple[str, Path], syn: Path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     assert out["task"] == "video_generation" and out["status"] in ("ok", "invalid", "truncated") and out["text"]
+
+
+def test_qwen3_vl_frame_timestamps_come_from_the_video(videoalign_videos: list[Path], tmp_path: Path) -> None:
+    """Qwen3-VL prints "<t seconds>" before each frame: the judge gives it the real frame times
+    (averaged over each 2-frame temporal patch), not the 24 fps / 0, 1, 2, ... fallback."""
+    import re
+
+    from unireward.judge import Judge
+    from unireward.media import load_video
+
+    fam = get_family("qwen3_vl")
+    judge = Judge.from_pretrained(str(fam.build_tiny(tmp_path / "q3")), budget=fam.budget(max_pixels=64 * 64))
+    backend = judge.backend
+    frames = load_video(videoalign_videos[0], backend.budget)
+    assert frames.fps  # an mp4 knows its rate
+    msgs = [{"role": "user", "content": [{"type": "video", "video": str(videoalign_videos[0])}, {"type": "text", "text": "Q"}]}]
+    text, images, videos, _ = backend._prepare(msgs)
+    ids = backend.encode([text], images, videos)["input_ids"][0]
+    shown = [float(t) for t in re.findall(r"<([0-9.]+) seconds>", backend.tokenizer.decode(ids))]
+    times = frames.timestamps()
+    want = [round((times[i] + times[i + 1]) / 2, 1) for i in range(0, len(times), 2)]
+    assert shown == want and max(shown) > 1.0  # 0.0, 0.1, ... would be the fallback
+
+
+def test_stage_budgets_take_the_family_side_multiple(tiny: tuple[str, Path]) -> None:
+    """SFT/GRPO/sampling configs without a budget (or with overrides only) get the family's factor,
+    so the processor never resizes the media a second time."""
+    from unireward.models.family import resolve_budget
+    from unireward.train.sft import SFTStageConfig
+
+    name, path = tiny
+    fam = get_family(name)
+    assert resolve_budget(None, str(path)).factor == fam.factor
+    over = resolve_budget({"max_pixels": 50_000}, str(path))
+    assert (over.factor, over.max_pixels) == (fam.factor, 50_000)
+    explicit = VisionBudget(factor=28)
+    assert resolve_budget(explicit, str(path)) is explicit
+    with pytest.raises(ValueError):  # overrides are still validated when the config is built
+        SFTStageConfig(model=str(path), train_file="x", output_dir="y", budget={"max_pixels": -1})

@@ -197,11 +197,35 @@ def _fps_indices(total: int, native_fps: float, fps: float, cap: int) -> list[in
     return idx
 
 
-def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = None, n_videos: int = 1) -> list[Image.Image]:
-    """Frames of a video: ``budget.frames`` uniformly sampled (or at ``budget.fps``, capped at ``frames``),
-    each resized so all frames of ``n_videos`` videos share ``max_total_pixels``.
+class Frames(list):
+    """The sampled frames of one video (a plain list of PIL images to every consumer) that also keep
+    where they came from: ``indices`` in the source and its native ``fps`` (``None`` when unknown, as
+    for a folder of frame images). Models that print frame times (Qwen3-VL) need both.
 
-    A directory is read as a video given as frame images (sorted by name).
+    >>> f = Frames(["f0", "f1"], indices=[0, 12], fps=24.0)
+    >>> f == ["f0", "f1"], f.timestamps()
+    (True, [0.0, 0.5])
+    """
+
+    def __init__(self, frames: Any = (), indices: list[int] | None = None, fps: float | None = None):
+        super().__init__(frames)
+        self.indices = list(indices) if indices is not None else list(range(len(self)))
+        self.fps = fps
+
+    def timestamps(self) -> list[float] | None:
+        return None if self.fps is None else [i / self.fps for i in self.indices]
+
+    def metadata(self) -> dict[str, Any]:
+        """The frames' ``transformers`` video metadata (``VideoMetadata`` fields)."""
+        return {"total_num_frames": len(self), "fps": self.fps, "frames_indices": self.indices}
+
+
+def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = None, n_videos: int = 1) -> Frames:
+    """Frames of a video: ``budget.frames`` uniformly sampled (or at ``budget.fps``, capped at ``frames``),
+    each resized so all frames of ``n_videos`` videos share ``max_total_pixels``; returned as
+    :class:`Frames`, which remember their source indices and the native frame rate.
+
+    A directory is read as a video given as frame images (sorted by name; no frame rate).
     """
     import av  # local: importing PyAV costs ~0.1 s and most callers never need it
 
@@ -211,8 +235,8 @@ def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = Non
         frames = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"))
         if not frames:
             raise MediaError(path, "frame directory holds no images")
-        chosen = [frames[i] for i in sample_indices(len(frames), budget.frames)]
-        return [load_image(f, budget, n_images=len(chosen) * n_videos) for f in chosen]
+        ids = sample_indices(len(frames), budget.frames)
+        return Frames((load_image(frames[i], budget, n_images=len(ids) * n_videos) for i in ids), indices=ids)
     _check_file(path, budget)
     try:
         container = av.open(str(path))
@@ -274,7 +298,7 @@ def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = Non
             raise MediaError(path, f"corrupt: {total} frames stored, only {decoded} decode")
         # A decoder may return a frame or two fewer than the packets; reuse the last one.
         tail = _resize(last.to_image().convert("RGB"), budget, per) if len(kept) < len(idx) else None
-        return [kept.get(i, tail) for i in idx]  # type: ignore[misc]
+        return Frames((kept.get(i, tail) for i in idx), indices=idx, fps=native_fps)
     finally:
         container.close()
 

@@ -253,6 +253,13 @@ class TransformersBackend(Backend):
                 results[i] = out
         return [r if r is not None else RuntimeError("no result") for r in results]
 
+    def encode(self, texts: list[str], images: list[Any], videos: list[Any]) -> Any:
+        """The processor's tensors for rendered prompts and their media, with the family's arguments."""
+        return self.processor(
+            text=texts, images=images or None, videos=videos or None, padding=True, return_tensors="pt",
+            **self.family.processor_kwargs(self.budget), **(self.family.video_kwargs(videos) if videos else {}),
+        )  # fmt: skip
+
     def _run(
         self, items: list[tuple[str, list[Any], list[Any], int]], params: SamplingParams
     ) -> list[Generation]:
@@ -261,11 +268,7 @@ class TransformersBackend(Backend):
         texts = [it[0] for it in items]
         images = [im for it in items for im in it[1]]
         videos = [v for it in items for v in it[2]]
-        inputs = self.processor(
-            text=texts, images=images or None, videos=videos or None, padding=True, return_tensors="pt",
-            **self.family.processor_kwargs(self.budget),
-        )  # fmt: skip
-        inputs = inputs.to(self.device)
+        inputs = self.encode(texts, images, videos).to(self.device)
         gen: dict[str, Any] = {
             "max_new_tokens": params.max_new_tokens,
             "num_return_sequences": params.num_samples,

@@ -42,6 +42,10 @@ class ModelFamily(ABC):
         """Keyword arguments for ``processor(...)`` that keep its own resizing within the budget."""
         return {}
 
+    def video_kwargs(self, videos: list[Any]) -> dict[str, Any]:
+        """Extra ``processor(...)`` arguments for these videos (already-sampled frame lists)."""
+        return {}
+
     def expected_image_tokens(self, width: int, height: int, processor: Any = None) -> int | None:
         """Vision tokens the processor gives one ``width`` x ``height`` image (already resized by
         :mod:`unireward.media`); ``None`` where the family cannot say. The default is one token per
@@ -49,8 +53,8 @@ class ModelFamily(ABC):
         return (width // self.factor) * (height // self.factor)
 
     def budget(self, **overrides: Any) -> VisionBudget:
-        """The default vision budget with this family's factor."""
-        return VisionBudget(factor=self.factor, **overrides)
+        """The default vision budget with this family's factor (``overrides`` may still set one)."""
+        return VisionBudget(**{"factor": self.factor, **overrides})
 
     def is_vision_parameter(self, name: str) -> bool:
         return any(name.startswith(p) or f".{p}" in name for p in self.vision_prefixes)
@@ -164,6 +168,16 @@ def detect_family(model_id: str) -> ModelFamily:
         f"{model_id!r} is a {model_type!r} model, which unireward does not support; "
         f"supported families: {sorted(_FAMILIES)}"
     )
+
+
+def resolve_budget(budget: VisionBudget | dict[str, Any] | None, model_id: str, family: str | None = None) -> VisionBudget:
+    """A stage's vision budget: a :class:`VisionBudget` as given; a dict of overrides (or nothing) on
+    top of the model family's default, so image sides are multiples of what its vision encoder takes
+    (28 Qwen2.5-VL, 32 Qwen3-VL, 14 LLaVA-OV) and the processor does not resize a second time."""
+    if isinstance(budget, VisionBudget):
+        return budget
+    fam = get_family(family) if family else detect_family(model_id)
+    return fam.budget(**(budget or {}))
 
 
 def load_model(model_id: str, family: str | None = None, **kwargs: Any) -> tuple[Any, Any, ModelFamily]:

@@ -32,6 +32,14 @@ class Qwen3VLFamily(ModelFamily):
     def processor_kwargs(self, budget: VisionBudget) -> dict[str, Any]:
         return qwen_processor_kwargs(budget)
 
+    def video_kwargs(self, videos: list[Any]) -> dict[str, Any]:
+        # The processor writes "<t seconds>" before each frame from the video's fps and frame indices;
+        # frames from unireward.media carry both. Without them it falls back to 24 fps and 0, 1, 2, ...
+        if not any(getattr(v, "fps", None) for v in videos):
+            return {}
+        meta = [v.metadata() if hasattr(v, "metadata") else {"total_num_frames": len(v)} for v in videos]
+        return {"video_metadata": meta}
+
     def build_tiny(
         self,
         out_dir: str | os.PathLike[str],

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unireward.models.family import resolve_budget
 from unireward.rewards import get_reward_functions
 from unireward.train.records import iter_rows, read_jsonl, to_dataset
 from unireward.train.sft import TrainerCommon, latest_checkpoint, load_policy
@@ -100,7 +101,8 @@ class GRPOStageConfig(TrainerCommon):
 def grpo_dataset(cfg: GRPOStageConfig) -> tuple[Any, list[str]]:
     records = read_jsonl(cfg.train_file)
     errors: list[str] = []
-    rows = list(iter_rows(records, cfg.media_root, cfg.budget, with_completion=False, errors=errors, family=cfg.template_family))
+    budget = resolve_budget(cfg.budget, cfg.model, cfg.family)
+    rows = list(iter_rows(records, cfg.media_root, budget, with_completion=False, errors=errors, family=cfg.template_family))
     rows = [r for r in rows if r["label"] is not None]  # no tie verdict exists in the protocol
     if not rows:
         raise ValueError(f"{cfg.train_file}: no usable GRPO prompts ({errors[:3]})")

@@ -127,7 +127,7 @@ class Pipeline:
         if self.recipe.base_style == "rationale":
             from unireward.train.teacher import brief_judgment
 
-            texts = [brief_judgment(p, cfg.media_root, cfg.budget, cfg.template_family) for p in pairs]
+            texts = [brief_judgment(p, cfg.media_root, self.recipe.vision_budget(), cfg.template_family) for p in pairs]
         else:
             texts = [p.label_text for p in pairs]
         append_jsonl(path, [{"pair": p.to_dict(), "completion": t} for p, t in zip(pairs, texts, strict=True)])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from tqdm import tqdm
 from unireward.data.schema import PreferencePair, read_pairs
 from unireward.judge.request import load_pair_media, pair_messages
 from unireward.media import MediaError, VisionBudget
+from unireward.models.family import resolve_budget
 from unireward.protocol.parser import parse_judgment
 from unireward.train.records import append_jsonl, read_jsonl
 
@@ -44,7 +45,8 @@ class SampleConfig:
     max_batch_size: int = 16
     seed: int = 0
     limit: int | None = None
-    budget: VisionBudget = field(default_factory=VisionBudget)
+    #: a VisionBudget, or overrides of the model family's default (see ``models.family.resolve_budget``)
+    budget: VisionBudget | dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -56,7 +58,7 @@ class SampleConfig:
         if self.max_sft_per_pair < 1 or self.chunk_size < 1:
             raise ValueError("max_sft_per_pair and chunk_size must be >= 1")
         if isinstance(self.budget, dict):
-            self.budget = VisionBudget(**self.budget)
+            VisionBudget(**self.budget)  # fail on construction; the family's factor is added at run time
 
 
 def judged_correctly(correct: list[bool], rule: str) -> bool:
@@ -132,9 +134,10 @@ def sample(cfg: SampleConfig, judge: Any | None = None) -> dict[str, Any]:
         pairs = pairs[: cfg.limit]
     done = {r["id"] for r in read_jsonl(samples_path)}
     todo = [p for p in pairs if p.id not in done]
+    budget = judge.backend.budget if judge is not None else resolve_budget(cfg.budget, cfg.model, cfg.family)
     if todo:
         judge = judge or Judge.from_pretrained(
-            cfg.model, family=cfg.family, budget=cfg.budget, batch=BatchOptions(max_batch_size=cfg.max_batch_size),
+            cfg.model, family=cfg.family, budget=budget, batch=BatchOptions(max_batch_size=cfg.max_batch_size),
             template_family=cfg.template_family, video_as="frames", max_new_tokens=cfg.max_new_tokens,
         )  # fmt: skip
     bar = tqdm(total=len(todo), desc="rejection sampling", unit="pair")
@@ -143,7 +146,7 @@ def sample(cfg: SampleConfig, judge: Any | None = None) -> dict[str, Any]:
         rows, ready, msgs = [], [], []
         for pair in chunk:
             try:
-                media = load_pair_media(pair, cfg.media_root, cfg.budget)
+                media = load_pair_media(pair, cfg.media_root, budget)
             except MediaError as e:
                 rows.append({"id": pair.id, "error": str(e)})
                 continue

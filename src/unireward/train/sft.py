@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from unireward.media import VisionBudget
+from unireward.models.family import resolve_budget
 from unireward.train.records import iter_rows, read_jsonl, to_dataset
 
 log = logging.getLogger(__name__)
@@ -42,19 +43,20 @@ class TrainerCommon:
     save_total_limit: int = 2
     seed: int = 0
     deepspeed: str | None = None
-    budget: VisionBudget = field(default_factory=VisionBudget)
+    #: a VisionBudget, or overrides of the model family's default (see ``models.family.resolve_budget``)
+    budget: VisionBudget | dict[str, Any] | None = None
 
     def _coerce_common(self) -> None:
         if isinstance(self.lora, dict):
             self.lora = LoraSettings(**self.lora)
         if isinstance(self.budget, dict):
-            self.budget = VisionBudget(**self.budget)
+            VisionBudget(**self.budget)  # fail on construction; the family's factor is added at run time
         if self.save_total_limit < 1:
             raise ValueError("save_total_limit must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["budget"] = asdict(self.budget)
+        d["budget"] = asdict(self.budget) if isinstance(self.budget, VisionBudget) else self.budget
         return d
 
 
@@ -129,7 +131,8 @@ def run_sft(cfg: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     if not records:
         raise ValueError(f"{cfg.train_file}: no SFT records")
     errors: list[str] = []
-    rows = list(iter_rows(records, cfg.media_root, cfg.budget, with_completion=True, errors=errors, family=cfg.template_family))
+    budget = resolve_budget(cfg.budget, cfg.model, cfg.family)
+    rows = list(iter_rows(records, cfg.media_root, budget, with_completion=True, errors=errors, family=cfg.template_family))
     if not rows:
         raise ValueError(f"{cfg.train_file}: every record failed to load ({errors[:3]})")
     dataset = to_dataset(rows)

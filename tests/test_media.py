@@ -211,6 +211,23 @@ def test_truncated_jpeg(tmp_path: Path) -> None:
         load_image(cut)
 
 
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    """A portrait photo stored landscape with EXIF orientation 6 (rotate 90 degrees) is judged upright."""
+    upright = Image.new("RGB", (112, 224), "white")
+    upright.paste((255, 0, 0), (0, 0, 112, 56))  # red band at the top
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what the camera wrote: 224 x 112
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "photo.jpg"
+    stored.save(path, exif=exif, quality=95)
+    budget = VisionBudget(max_pixels=112 * 224, factor=28)
+    for source in (path, path.read_bytes()):
+        img = load_image(source, budget)
+        assert img.size == (112, 224)
+        r, g, b = img.getpixel((56, 10))
+        assert r > 200 and g < 60 and b < 60  # the red band is at the top again
+
+
 @pytest.mark.parametrize(
     "size,lo,hi",
     [((1920, 1080), 3136, 147456), ((10, 10), 3136, 147456), ((100_000, 10), 3136, 147456),

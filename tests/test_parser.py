@@ -137,6 +137,23 @@ def test_equal_totals_are_not_consistent_with_either_verdict() -> None:
     assert parse_judgment(text, "image_understanding").totals_consistent is False
 
 
+@pytest.mark.parametrize(
+    "totals",
+    ["Total score: Video 1: 8+7=15, Video 2: 9+9=18.", "Total score:\\Video 1: 15\\Video 2: 18",
+     "Total score: Video 1: 8+7 = 15; Video 2: 9+9 = 18"],
+)  # fmt: skip
+def test_totals_on_one_line_are_read(totals: str) -> None:
+    """Totals written on one line (the official LLaVA script's prompt even shows them run together
+    with backslashes) still feed the consistency check."""
+    j = parse_judgment(f"<think>{totals}</think><answer>Video 1 is better</answer>", "video_generation")
+    assert j.totals == {1: 15.0, 2: 18.0} and j.totals_consistent is False
+
+
+def test_a_sum_without_its_result_is_not_a_total() -> None:
+    j = parse_judgment("<think>Total score: Image 1: 9+8, Image 2: 7+6</think><answer>Image 1 is better</answer>", "image_generation")
+    assert j.totals is None and j.totals_consistent is None
+
+
 def test_last_total_score_section_wins() -> None:
     text = (
         "<think>Total score:\nImage 1: 10\nImage 2: 20\nWait, recount.\nTotal score:\nImage 1: 9+9=18\n"

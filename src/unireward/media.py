@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 MediaSource = str | os.PathLike[str] | bytes | Image.Image
 
@@ -141,7 +141,8 @@ def _check_file(path: Path, budget: VisionBudget) -> None:
 
 
 def load_image(source: MediaSource, budget: VisionBudget | None = None, n_images: int = 1) -> Image.Image:
-    """An RGB image resized under the budget (``n_images`` share ``max_total_pixels``)."""
+    """An RGB image resized under the budget (``n_images`` share ``max_total_pixels``); a file's EXIF
+    orientation is applied."""
     budget = budget or VisionBudget()
     if isinstance(source, Image.Image):
         img = source
@@ -161,6 +162,9 @@ def load_image(source: MediaSource, budget: VisionBudget | None = None, n_images
                 if img.width * img.height > budget.max_source_pixels:
                     raise MediaError(source, f"image is {img.width}x{img.height}, above max_source_pixels (decompression bomb?)")
                 img.load()
+                # A camera's EXIF orientation: judge the picture as viewers show it (transformers'
+                # own image loader does the same); generated images carry no such tag.
+                img = ImageOps.exif_transpose(img)
         except MediaError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

@@ -34,7 +34,9 @@ _DIM_SCORE_RE = re.compile(
     r"(Image|Video|Answer)\s*([12])\s*(?:\(\s*" + _NUM + r"\s*/\s*10\s*\)|:\s*" + _NUM + r"\s*/\s*10\b)"
 )
 _POINT_DIM_RE = re.compile(r"\(\s*" + _NUM + r"\s*/\s*10\s*\)")
-_TOTAL_RE = re.compile(r"(Image|Video|Answer)\s*([12])\s*:\s*([0-9.+\s]*=\s*)?" + _NUM + r"\s*[.,;]?\s*$", re.MULTILINE)
+# "Image 1: 9+8=17" or "Image 1: 17", on its own line or several on one ("..., Image 2: 13", or the
+# "\\Answer 2: 29" of the official LLaVA script's prompt); a sum with no result ("9+8") is no total.
+_TOTAL_RE = re.compile(r"(Image|Video|Answer)\s*([12])\s*:\s*([0-9.+\s]*=\s*)?" + _NUM + r"(?!\d|\.\d|\s*\+)")
 _POINT_ANSWER_RE = re.compile(r"^(?:overall\s+score\s*:\s*)?" + _NUM + r"(?:\s*/\s*10)?$", re.IGNORECASE)
 _FIRST_NUM_RE = re.compile(r"(?<![\d.])(-?)" + _NUM)
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
@@ -98,6 +100,17 @@ def _dimensions(think: str, noun: str, pointwise: bool) -> list[DimensionScore]:
 
 
 def _totals(think: str, noun: str) -> dict[int, float] | None:
+    """The two stated totals after the last "Total score".
+
+    >>> _totals("Total score:\\nImage 1: 9+8=17\\nImage 2: 7+6=13", "Image")
+    {1: 17.0, 2: 13.0}
+    >>> _totals("Total score: Image 1: 17, Image 2: 13.", "Image")
+    {1: 17.0, 2: 13.0}
+    >>> _totals("Total score:\\\\Answer 1: 8+7=15\\\\Answer 2: 9+6=15", "Answer")
+    {1: 15.0, 2: 15.0}
+    >>> _totals("Total score: Image 1: 9+8, Image 2: 7+6", "Image") is None
+    True
+    """
     lower = think.lower()
     at = lower.rfind("total score")
     if at < 0:

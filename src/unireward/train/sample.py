@@ -134,8 +134,9 @@ def sample(cfg: SampleConfig, judge: Any | None = None) -> dict[str, Any]:
         pairs = pairs[: cfg.limit]
     done = {r["id"] for r in read_jsonl(samples_path)}
     todo = [p for p in pairs if p.id not in done]
-    budget = judge.backend.budget if judge is not None else resolve_budget(cfg.budget, cfg.model, cfg.family)
-    if todo:
+    budget = None
+    if todo:  # a finished run needs neither the model nor its family
+        budget = judge.backend.budget if judge is not None else resolve_budget(cfg.budget, cfg.model, cfg.family)
         judge = judge or Judge.from_pretrained(
             cfg.model, family=cfg.family, budget=budget, batch=BatchOptions(max_batch_size=cfg.max_batch_size),
             template_family=cfg.template_family, video_as="frames", max_new_tokens=cfg.max_new_tokens,

@@ -36,6 +36,10 @@ def test_dry_run_prints_the_paper_recipe_without_loading_a_model(tmp_path: Path)
 
 def test_dry_run_of_the_demo_recipe_and_bad_recipes(tmp_path: Path) -> None:
     assert _cli("pipeline", "--recipe", "tiny-cpu", "--out", str(tmp_path / "d"), "--dry-run").returncode == 0
+    # --seed reseeds training (every stage) but not the data, so runs share their test set
+    seeded = json.loads(_cli("pipeline", "--recipe", "tiny-cpu", "--out", str(tmp_path / "s"), "--dry-run", "--seed", "3").stdout)
+    assert {seeded[s]["seed"] for s in ("cold_start", "sample", "rs_sft", "grpo")} == {3}
+    assert seeded["data"]["synthetic"]["seed"] == 0
     bad = tmp_path / "bad.yaml"
     scripted = {"kind": "scripted"}
     bad.write_text(yaml.safe_dump({"data": {"synthetic": {}}, "teacher": scripted, "grpo": {"num_generations": 8, "lerning_rate": 1}}))

@@ -87,12 +87,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate and print every stage's configuration; load nothing")
     p.add_argument("--stop-after", default=None, help="stop after this stage")
     p.add_argument("--family", default=None, help="model family of the recipe's base model (overrides the recipe)")
+    p.add_argument("--seed", type=int, default=None, help="training seed (tiny-model init, teacher, trainers); data keep theirs")
     p.set_defaults(func=_pipeline)
 
     p = sub.add_parser("demo", help="the CPU demo: the tiny-cpu recipe on the synthetic task")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--recipe", default="tiny-cpu")
     p.add_argument("--family", default=None, help="tiny model family (default: the recipe's, qwen2_5_vl)")
+    p.add_argument("--seed", type=int, default=None, help="training seed (tiny-model init, teacher, trainers); data keep theirs")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("teacher", help="serve the scripted synthetic-task teacher on the OpenAI chat API")
@@ -176,16 +178,18 @@ def _grpo(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from unireward.train.pipeline import Pipeline, dry_run
     from unireward.train.recipe import STAGES, load_recipe
 
     recipe = load_recipe(args.recipe)
     if args.family:
-        from dataclasses import replace
-
         from unireward.models import get_family
 
         recipe = replace(recipe, model=replace(recipe.model, family=get_family(args.family).name))
+    if args.seed is not None:
+        recipe = replace(recipe, seed=args.seed)
     if args.stop_after and args.stop_after not in STAGES:
         raise ValueError(f"--stop-after must be one of {STAGES}")
     if args.dry_run:

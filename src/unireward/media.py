@@ -203,25 +203,27 @@ def _fps_indices(total: int, native_fps: float, fps: float, cap: int) -> list[in
 
 class Frames(list):
     """The sampled frames of one video (a plain list of PIL images to every consumer) that also keep
-    where they came from: ``indices`` in the source and its native ``fps`` (``None`` when unknown, as
-    for a folder of frame images). Models that print frame times (Qwen3-VL) need both.
+    where they came from: ``indices`` among the source's ``total`` frames and its native ``fps``
+    (``None`` when unknown, as for a folder of frame images). Models that print frame times (Qwen3-VL)
+    need them.
 
-    >>> f = Frames(["f0", "f1"], indices=[0, 12], fps=24.0)
+    >>> f = Frames(["f0", "f1"], indices=[0, 12], fps=24.0, total=13)
     >>> f == ["f0", "f1"], f.timestamps()
     (True, [0.0, 0.5])
     """
 
-    def __init__(self, frames: Any = (), indices: list[int] | None = None, fps: float | None = None):
+    def __init__(self, frames: Any = (), indices: list[int] | None = None, fps: float | None = None, total: int | None = None):
         super().__init__(frames)
         self.indices = list(indices) if indices is not None else list(range(len(self)))
         self.fps = fps
+        self.total = total if total is not None else (max(self.indices) + 1 if self.indices else 0)
 
     def timestamps(self) -> list[float] | None:
         return None if self.fps is None else [i / self.fps for i in self.indices]
 
     def metadata(self) -> dict[str, Any]:
         """The frames' ``transformers`` video metadata (``VideoMetadata`` fields)."""
-        return {"total_num_frames": len(self), "fps": self.fps, "frames_indices": self.indices}
+        return {"total_num_frames": self.total, "fps": self.fps, "frames_indices": self.indices}
 
 
 def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = None, n_videos: int = 1) -> Frames:
@@ -240,7 +242,7 @@ def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = Non
         if not frames:
             raise MediaError(path, "frame directory holds no images")
         ids = sample_indices(len(frames), budget.frames)
-        return Frames((load_image(frames[i], budget, n_images=len(ids) * n_videos) for i in ids), indices=ids)
+        return Frames((load_image(frames[i], budget, n_images=len(ids) * n_videos) for i in ids), indices=ids, total=len(frames))
     _check_file(path, budget)
     try:
         container = av.open(str(path))
@@ -302,7 +304,7 @@ def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = Non
             raise MediaError(path, f"corrupt: {total} frames stored, only {decoded} decode")
         # A decoder may return a frame or two fewer than the packets; reuse the last one.
         tail = _resize(last.to_image().convert("RGB"), budget, per) if len(kept) < len(idx) else None
-        return Frames((kept.get(i, tail) for i in idx), indices=idx, fps=native_fps)
+        return Frames((kept.get(i, tail) for i in idx), indices=idx, fps=native_fps, total=total)
     finally:
         container.close()
 

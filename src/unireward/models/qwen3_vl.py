@@ -37,8 +37,10 @@ class Qwen3VLFamily(ModelFamily):
         # frames from unireward.media carry both. Without them it falls back to 24 fps and 0, 1, 2, ...
         if not any(getattr(v, "fps", None) for v in videos):
             return {}
-        meta = [v.metadata() if hasattr(v, "metadata") else {"total_num_frames": len(v)} for v in videos]
-        return {"video_metadata": meta}
+        def unknown(v: Any) -> dict[str, Any]:  # a bare frame list: the processor's own fallback
+            return {"total_num_frames": len(v), "fps": None, "frames_indices": list(range(len(v)))}
+
+        return {"video_metadata": [v.metadata() if hasattr(v, "metadata") else unknown(v) for v in videos]}
 
     def build_tiny(
         self,

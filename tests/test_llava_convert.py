@@ -217,6 +217,27 @@ def test_dtype_conversion_and_refusing_a_full_folder(original, tmp_path: Path) -
         convert_llava_qwen(str(src), out, ConvertConfig(vision_heads=V_HEADS))
 
 
+def test_bin_weights_convert_too(original, tmp_path: Path) -> None:
+    """Older LLaVA-NeXT checkpoints hold ``pytorch_model.bin``; tied-storage tensors must be copied."""
+    src, ref = original
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    for f in src.iterdir():
+        if f.suffix != ".safetensors" and not f.name.endswith(".index.json"):
+            (legacy / f.name).write_bytes(f.read_bytes())
+    state = {}
+    for f in src.glob("*.safetensors"):
+        state.update(load_file(f))
+    torch.save(state, legacy / "pytorch_model.bin")
+    out = convert_llava_qwen(str(legacy), tmp_path / "out", ConvertConfig(vision_heads=V_HEADS))
+    model, processor, _ = load_model(str(out))
+    text = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q"}]}], add_generation_prompt=True
+    )
+    image = _pair()[1:]
+    torch.testing.assert_close(_logits(model, processor, image, text), _logits(ref, processor, image, text), rtol=0, atol=0)
+
+
 def test_vision_weights_from_a_separate_siglip_checkpoint(tmp_path: Path) -> None:
     """A source without the tower takes it from a stock SigLIP checkpoint, minus its last layer and head."""
     from transformers import SiglipVisionConfig, SiglipVisionModel

@@ -324,7 +324,10 @@ def convert_llava_qwen(source: str, out_dir: str | os.PathLike[str], cfg: Conver
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not cfg.overwrite:
         raise ConversionError(f"output folder {out} is not empty (pass --overwrite to replace its files)")
-    folder = _local_folder(source, "source checkpoint", ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"])
+    meta = ["*.json", "*.txt", "*.model"]  # configs and tokenizer files
+    folder = _local_folder(source, "source checkpoint", [*meta, "*.safetensors"])
+    if not any(folder.glob("*.safetensors")):  # older checkpoints: .bin only (never fetch both)
+        folder = _local_folder(source, "source checkpoint", [*meta, "pytorch_model*.bin"])
     config = _read_config(folder)
     src = _Source(folder, "source checkpoint")
 

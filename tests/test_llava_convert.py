@@ -301,3 +301,34 @@ def test_unreachable_source_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert main(["convert-llava", "CodeGoat24/UnifiedReward-Think-7b", str(tmp_path / "o")]) == 2
     err = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert "HF_HUB_OFFLINE=1" in err["message"] and "CodeGoat24/UnifiedReward-Think-7b" in err["message"]
+
+
+def test_pipeline_converts_a_llava_next_base_once_and_trains_it(original, tmp_path: Path) -> None:
+    """A recipe whose base is a LLaVA-NeXT checkpoint (``model.convert: llava_qwen``, as the paper
+    recipe's UnifiedReward-7b) converts it in the prepare stage and trains the converted model."""
+    import yaml
+
+    src, _ = original
+    tiny_sft = {"learning_rate": 0.005, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
+                "warmup_ratio": 0.0, "max_steps": 2}  # fmt: skip
+    recipe = {
+        "data": {"synthetic": {"cold_start_pairs": 4, "cold_start_tasks": ["image_generation"], "train_per_task": 1,
+                               "test_per_task": 1, "size": TILE, "seed": 2}},
+        "model": {"base": str(src), "family": "llava_onevision", "convert": "llava_qwen",
+                  "convert_options": {"vision_heads": V_HEADS}},
+        "teacher": {"kind": "scripted", "accuracy": 1.0}, "template_family": "unireward-compact",
+        "distill": {"tasks": ["image_generation"]}, "cold_start": tiny_sft, "eval": {"max_new_tokens": 8, "batch_size": 4},
+    }  # fmt: skip
+    path = tmp_path / "llava.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "run"
+    assert main(["pipeline", "--recipe", str(path), "--out", str(out), "--stop-after", "eval_cold_start"]) == 0
+    base = out / "models" / "base"
+    assert json.loads((base / "CONVERTED_FROM.json").read_text())["source"] == str(src)
+    assert detect_family(str(out / "models" / "cold_start" / "final")).name == "llava_onevision"
+    stamp = (base / "CONVERTED_FROM.json").stat().st_mtime_ns
+    assert main(["pipeline", "--recipe", str(path), "--out", str(out), "--stop-after", "eval_cold_start"]) == 0
+    assert (base / "CONVERTED_FROM.json").stat().st_mtime_ns == stamp  # resumed: not converted again
+    bad = {**recipe, "model": {**recipe["model"], "family": "qwen2_5_vl"}}
+    path.write_text(yaml.safe_dump(bad))
+    assert main(["pipeline", "--recipe", str(path), "--out", str(tmp_path / "bad"), "--dry-run"]) == 2

@@ -34,6 +34,19 @@ def test_dry_run_prints_the_paper_recipe_without_loading_a_model(tmp_path: Path)
     assert not (tmp_path / "run" / "models").exists()
 
 
+def test_dry_run_of_the_paper_llava_ov_recipe(tmp_path: Path) -> None:
+    """The paper's main model: UnifiedReward-7b (LLaVA-NeXT) is converted into models/base and every stage
+    trains from there, with LLaVA-OV's 14-px grid and a pair-wide pixel budget."""
+    proc = _cli("pipeline", "--recipe", "paper-llava-ov-7b", "--out", str(tmp_path / "run"), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    cfg = json.loads(proc.stdout)
+    assert cfg["model"]["base"] == "CodeGoat24/UnifiedReward-7b" and cfg["model"]["convert"] == "llava_qwen"
+    assert cfg["cold_start"]["model"] == str(tmp_path / "run" / "models" / "base")
+    assert cfg["cold_start"]["budget"]["factor"] == 14 and cfg["cold_start"]["budget"]["max_total_pixels"] == 524288
+    assert (cfg["grpo"]["num_generations"], cfg["grpo"]["beta"], cfg["grpo"]["learning_rate"]) == (8, 0.04, 1e-6)
+    assert not (tmp_path / "run" / "models").exists()
+
+
 def test_dry_run_of_the_demo_recipe_and_bad_recipes(tmp_path: Path) -> None:
     assert _cli("pipeline", "--recipe", "tiny-cpu", "--out", str(tmp_path / "d"), "--dry-run").returncode == 0
     # --seed reseeds training (every stage) but not the data, so runs share their test set

@@ -109,6 +109,14 @@ class Pipeline:
 
             get_family(self.recipe.model.family).build_tiny(self.lay.model("base"), seed=self.recipe.seed, **self.recipe.model.tiny)
             info["model"] = {"base": "tiny random", "family": self.recipe.model.family, **self.recipe.model.tiny}
+        elif self.recipe.model.convert:
+            target = self.lay.model("base")
+            if not (target / "CONVERTED_FROM.json").exists():  # written last: a killed conversion is redone
+                from unireward.models.llava_convert import ConvertConfig, convert_llava_qwen
+
+                opts = {**self.recipe.model.convert_options, "overwrite": True}
+                convert_llava_qwen(self.recipe.model.base, target, ConvertConfig(**opts))
+            info["model"] = {"base": self.recipe.model.base, "converted_to": str(target), "family": self.recipe.model.family}
         else:
             info["model"] = {"base": self.recipe.model.base, "family": self.recipe.model.family}
         return info

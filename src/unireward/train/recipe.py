@@ -68,6 +68,25 @@ class ModelSpec:
     base: str = "tiny"
     family: str = "qwen2_5_vl"
     tiny: dict[str, Any] = field(default_factory=dict)
+    #: "llava_qwen": the base is a LLaVA-NeXT checkpoint (UnifiedReward-7b); the pipeline converts it
+    #: once into models/base (``unireward convert-llava``) and trains from there
+    convert: str | None = None
+    #: ``ConvertConfig`` fields for that conversion (``dtype``, ``vision_tower``, ``vision_heads``)
+    convert_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.convert not in (None, "llava_qwen"):
+            raise ValueError("model.convert must be 'llava_qwen' or absent")
+        if self.convert and self.base == "tiny":
+            raise ValueError("model.convert needs a LLaVA-NeXT checkpoint as model.base, not 'tiny'")
+        if self.convert and self.family != "llava_onevision":
+            raise ValueError("model.convert: llava_qwen makes a llava_onevision model; set model.family to it")
+        if self.convert_options:
+            from unireward.models.llava_convert import ConvertConfig
+
+            if not self.convert:
+                raise ValueError("model.convert_options without model.convert")
+            ConvertConfig(**self.convert_options)  # unknown or bad options fail here
 
 
 @dataclass
@@ -203,7 +222,7 @@ def resolve(recipe: Recipe, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         media_root, cold, train, test = d.media_root, d.cold_start, d.train, d.test  # type: ignore[assignment]
     budget = asdict(recipe.vision_budget())
     shared = {"media_root": media_root, "template_family": recipe.template_family}
-    base = str(lay.model("base")) if recipe.model.base == "tiny" else recipe.model.base
+    base = str(lay.model("base")) if recipe.model.base == "tiny" or recipe.model.convert else recipe.model.base
     base_sft = None
     if recipe.base_sft:
         base_sft = _build(SFTStageConfig, "base_sft", {

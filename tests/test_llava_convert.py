@@ -133,6 +133,15 @@ def _logits(model, processor, images: list[Image.Image], text: str) -> torch.Ten
         return model(**inputs).logits
 
 
+def _assert_same_logits(converted: Path, ref, images: list[Image.Image]) -> None:
+    """The converted folder, loaded as any judge is, computes exactly what the source weights do."""
+    model, processor, _ = load_model(str(converted))
+    content = [*({"type": "image"} for _ in images), {"type": "text", "text": "Which is better?"}]
+    text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+    got, want = _logits(model, processor, images, text), _logits(ref, processor, images, text)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
 def _pair() -> list[Image.Image]:
     g = torch.Generator().manual_seed(1)
     return [
@@ -143,20 +152,15 @@ def _pair() -> list[Image.Image]:
 
 def test_converted_model_computes_what_the_source_weights_compute(original, converted: Path) -> None:
     _, ref = original
-    model, processor, family = load_model(str(converted))  # detected from the converted config
-    assert family.name == "llava_onevision"
-    text = processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "Which is better?"}]}],
-        add_generation_prompt=True,
-    )
-    got = _logits(model, processor, _pair(), text)
-    want = _logits(ref, processor, _pair(), text)
-    assert got.shape == want.shape
-    torch.testing.assert_close(got, want, rtol=0, atol=0)
-    # the image placeholders became real vision tokens: changing a pixel changes the logits
+    assert detect_family(str(converted)).name == "llava_onevision"  # from the converted config
+    _assert_same_logits(converted, ref, _pair())
+    # the image placeholders became real vision tokens: a flipped image changes the logits
+    model, processor, _ = load_model(str(converted))
+    content = [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "Which is better?"}]
+    text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
     other = _pair()
     other[0] = other[0].transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    assert not torch.equal(_logits(model, processor, other, text), got)
+    assert not torch.equal(_logits(model, processor, other, text), _logits(model, processor, _pair(), text))
 
 
 def test_converted_processor_and_template_follow_the_llava_next_inference(converted: Path) -> None:
@@ -230,12 +234,7 @@ def test_bin_weights_convert_too(original, tmp_path: Path) -> None:
         state.update(load_file(f))
     torch.save(state, legacy / "pytorch_model.bin")
     out = convert_llava_qwen(str(legacy), tmp_path / "out", ConvertConfig(vision_heads=V_HEADS))
-    model, processor, _ = load_model(str(out))
-    text = processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q"}]}], add_generation_prompt=True
-    )
-    image = _pair()[1:]
-    torch.testing.assert_close(_logits(model, processor, image, text), _logits(ref, processor, image, text), rtol=0, atol=0)
+    _assert_same_logits(out, ref, _pair()[1:])
 
 
 def test_vision_weights_from_a_separate_siglip_checkpoint(tmp_path: Path) -> None:
@@ -263,14 +262,9 @@ def test_vision_weights_from_a_separate_siglip_checkpoint(tmp_path: Path) -> Non
     save_file({**{"vision_model." + k.removeprefix("vision_model."): v for k, v in saved.items()},
                "text_model.embeddings.token_embedding.weight": torch.zeros(4, 4), "logit_scale": torch.zeros(1)},
               hub / "model.safetensors")  # fmt: skip
-    image = _pair()[:1]
     for tower in (tmp_path / "siglip", hub):
         out = convert_llava_qwen(str(src), tmp_path / f"out-{tower.name}", ConvertConfig(vision_tower=str(tower), vision_heads=V_HEADS))
-        model, processor, _ = load_model(str(out))
-        text = processor.apply_chat_template(
-            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q"}]}], add_generation_prompt=True
-        )
-        torch.testing.assert_close(_logits(model, processor, image, text), _logits(ref, processor, image, text), rtol=0, atol=0)
+        _assert_same_logits(out, ref, _pair()[:1])
 
 
 def test_bad_sources_are_named(original, tmp_path: Path, tiny_model: Path) -> None:

@@ -232,6 +232,10 @@ def test_bin_weights_convert_too(original, tmp_path: Path) -> None:
     state = {}
     for f in src.glob("*.safetensors"):
         state.update(load_file(f))
+    # two keys on one storage, as torch.save keeps tied tensors (both norms are still all ones)
+    a, b = "model.layers.0.input_layernorm.weight", "model.layers.1.input_layernorm.weight"
+    assert torch.equal(state[a], state[b])
+    state[b] = state[a]
     torch.save(state, legacy / "pytorch_model.bin")
     out = convert_llava_qwen(str(legacy), tmp_path / "out", ConvertConfig(vision_heads=V_HEADS))
     _assert_same_logits(out, ref, _pair()[1:])
@@ -280,9 +284,12 @@ def test_bad_sources_are_named(original, tmp_path: Path, tiny_model: Path) -> No
     square = tmp_path / "square"
     _write_original(square, ref, tok)
     cfg = json.loads((square / "config.json").read_text())
-    (square / "config.json").write_text(json.dumps({**cfg, "image_aspect_ratio": "pad"}))
-    with pytest.raises(ConversionError, match="image_aspect_ratio 'pad'"):
-        convert_llava_qwen(str(square), tmp_path / "d", ConvertConfig(vision_heads=V_HEADS))
+    for change, error in (({"image_aspect_ratio": "pad"}, "image_aspect_ratio 'pad'"),
+                          ({"mm_patch_merge_type": "spatial_unpad_nobase"}, "mm_patch_merge_type='spatial_unpad_nobase'"),
+                          ({"mm_use_im_start_end": True}, "mm_use_im_start_end=true")):  # fmt: skip
+        (square / "config.json").write_text(json.dumps({**cfg, **change}))
+        with pytest.raises(ConversionError, match=error):
+            convert_llava_qwen(str(square), tmp_path / "d", ConvertConfig(vision_heads=V_HEADS))
     broken = tmp_path / "broken"
     _write_original(broken, ref, tok)
     (broken / "model-00001-of-00002.safetensors").write_bytes(b"\x00" * 64)
@@ -323,6 +330,12 @@ def test_pipeline_converts_a_llava_next_base_once_and_trains_it(original, tmp_pa
     stamp = (base / "CONVERTED_FROM.json").stat().st_mtime_ns
     assert main(["pipeline", "--recipe", str(path), "--out", str(out), "--stop-after", "eval_cold_start"]) == 0
     assert (base / "CONVERTED_FROM.json").stat().st_mtime_ns == stamp  # resumed: not converted again
+    # the prepare stage redone with other conversion options converts again, in place of the old weights
+    (out / "stages" / "prepare.json").unlink()
+    path.write_text(yaml.safe_dump({**recipe, "model": {**recipe["model"], "convert_options": {"vision_heads": V_HEADS, "dtype": "bfloat16"}}}))
+    assert main(["pipeline", "--recipe", str(path), "--out", str(out), "--stop-after", "prepare"]) == 0
+    assert json.loads((base / "CONVERTED_FROM.json").read_text())["options"]["dtype"] == "bfloat16"
+    assert {t.dtype for f in base.glob("*.safetensors") for t in load_file(f).values()} == {torch.bfloat16}
     bad = {**recipe, "model": {**recipe["model"], "family": "qwen2_5_vl"}}
     path.write_text(yaml.safe_dump(bad))
     assert main(["pipeline", "--recipe", str(path), "--out", str(tmp_path / "bad"), "--dry-run"]) == 2

@@ -223,6 +223,11 @@ def test_qwen3_vl_frame_timestamps_come_from_the_video(videoalign_videos: list[P
     times = frames.timestamps()
     want = [round((times[i] + times[i + 1]) / 2, 1) for i in range(0, len(times), 2)]
     assert shown == want and max(shown) > 1.0  # 0.0, 0.1, ... would be the fallback
+    # frames handed to the judge already loaded keep their times through its resizing
+    from unireward.judge.judge import load_medium
+
+    again = load_medium(frames, Task.VIDEO_GENERATION, None, backend.budget, 2)
+    assert (again.indices, again.fps, again.total) == (frames.indices, frames.fps, frames.total)
 
 
 def test_stage_budgets_take_the_family_side_multiple(tiny: tuple[str, Path]) -> None:

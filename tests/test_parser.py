@@ -149,9 +149,24 @@ def test_totals_on_one_line_are_read(totals: str) -> None:
     assert j.totals == {1: 15.0, 2: 18.0} and j.totals_consistent is False
 
 
-def test_a_sum_without_its_result_is_not_a_total() -> None:
-    j = parse_judgment("<think>Total score: Image 1: 9+8, Image 2: 7+6</think><answer>Image 1 is better</answer>", "image_generation")
-    assert j.totals is None and j.totals_consistent is None
+@pytest.mark.parametrize(
+    "totals,expected",
+    [
+        ("Image 1: 9+8, Image 2: 7+6", None),  # sums without results
+        ("Image 1: 9, 8, 8 -> 25\nImage 2: 7, 7, 7 -> 21", None),  # addends, not totals
+        ("Image 1: 9 (semantic) + 8 (aesthetics) + 8 (authenticity) = 25\nImage 2: 7 + 7 + 7 = 21", {1: 25.0, 2: 21.0}),
+        ("Image 1: 8*3=24\nImage 2: 7*3 = 21", {1: 24.0, 2: 21.0}),
+        ("Image 1: 25/30\nImage 2: 21 points (out of 30)", {1: 25.0, 2: 21.0}),
+        # a recap or an aside after the totals does not replace them
+        ("Image 1: 9+8+8=25\nImage 2: 7+7+7=21\nComparing dimension 1, Image 1: 9/10, Image 2: 7/10.", {1: 25.0, 2: 21.0}),
+        ("Image 1: 9+8+8=25\nImage 2: 7+7+7=21\nImage 1: 4 points ahead of Image 2.", {1: 25.0, 2: 21.0}),
+    ],
+)  # fmt: skip
+def test_only_stated_totals_count(totals: str, expected: dict | None) -> None:
+    """A wrong number here would pay (or withhold) the consistency reward, so anything that is not
+    clearly a candidate's total is left unread."""
+    j = parse_judgment(f"<think>Total score:\n{totals}</think><answer>Image 1 is better</answer>", "image_generation")
+    assert j.totals == expected
 
 
 def test_last_total_score_section_wins() -> None:

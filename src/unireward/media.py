@@ -164,7 +164,8 @@ def load_image(source: MediaSource, budget: VisionBudget | None = None, n_images
                 img.load()
                 # A camera's EXIF orientation: judge the picture as viewers show it (transformers'
                 # own image loader does the same); generated images carry no such tag.
-                img = ImageOps.exif_transpose(img)
+                if img.getexif().get(0x0112, 1) != 1:  # transposing copies: only when there is a tag
+                    img = ImageOps.exif_transpose(img)
         except MediaError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -260,7 +261,8 @@ def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = Non
             declared = int(float(stream.duration * stream.time_base) * float(stream.average_rate))
         if declared > budget.max_video_frames:
             raise MediaError(path, f"video declares {declared} frames, above max_video_frames")
-        native_fps = float(stream.average_rate or 0) or 25.0
+        stated_fps = float(stream.average_rate or 0) or None
+        native_fps = stated_fps or 25.0  # for fps sampling only; the frames report an unknown rate
         # Count the frames from the packets (cheap, no decoding), choose the indices, then decode
         # once keeping only the chosen frames: memory stays at `frames` images whatever the length.
         try:
@@ -304,7 +306,7 @@ def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = Non
             raise MediaError(path, f"corrupt: {total} frames stored, only {decoded} decode")
         # A decoder may return a frame or two fewer than the packets; reuse the last one.
         tail = _resize(last.to_image().convert("RGB"), budget, per) if len(kept) < len(idx) else None
-        return Frames((kept.get(i, tail) for i in idx), indices=idx, fps=native_fps, total=total)
+        return Frames((kept.get(i, tail) for i in idx), indices=idx, fps=stated_fps, total=total)
     finally:
         container.close()
 

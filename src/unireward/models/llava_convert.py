@@ -23,6 +23,7 @@ state; the converted config does the same with all the saved layers and ``vision
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -33,6 +34,8 @@ from typing import Any
 
 from unireward.models.family import ModelLoadError, _unreachable_message
 
+log = logging.getLogger(__name__)
+
 #: what LLaVA-NeXT writes in ``architectures`` for a Qwen2-based model
 LLAVA_QWEN_ARCHITECTURES = ("LlavaQwenForCausalLM",)
 #: attention heads of the vision towers LLaVA-NeXT checkpoints name (the weights do not say)
@@ -41,6 +44,8 @@ VISION_TOWER_HEADS = {
     "google/siglip-so400m-patch14-224": 16,
 }
 DEFAULT_SYSTEM = "You are a helpful assistant."
+#: LLaVA-NeXT video settings transformers' LLaVA-OneVision reproduces (absent fields take these)
+_VIDEO_DEFAULTS = {"mm_spatial_pool_mode": "bilinear", "mm_spatial_pool_stride": 2, "mm_newline_position": "one_token"}
 SIGLIP_MEAN = SIGLIP_STD = (0.5, 0.5, 0.5)
 _VISION_PREFIX = "model.vision_tower.vision_tower.vision_model."
 
@@ -283,9 +288,27 @@ def _read_config(folder: Path) -> dict[str, Any]:
         )
     for field, want in (("mm_projector_type", "mlp2x_gelu"), ("mm_patch_merge_type", "spatial_unpad")):
         got = config.get(field, want)
-        if got != want and not (field == "mm_patch_merge_type" and "unpad" in str(got)):
+        if got != want:  # "spatial_unpad_nobase", "maxpool2x2", ... pack features differently
             raise ConversionError(f"{field}={got!r} is not supported (LLaVA-OneVision uses {want!r})")
+    for flag in ("mm_use_im_start_end", "mm_use_im_patch_token"):
+        if config.get(flag):  # extra tokens around every image that transformers' processor never writes
+            raise ConversionError(f"{flag}=true is not supported by transformers' LLaVA-OneVision")
+    # Video features: transformers pools 2x2 bilinearly and adds one newline per video, as these say.
+    video = {k: config.get(k, v) for k, v in _VIDEO_DEFAULTS.items()}
+    if video != _VIDEO_DEFAULTS:
+        log.warning("%s: video settings %s differ from transformers' LLaVA-OneVision %s; video features will differ",
+                    folder, video, _VIDEO_DEFAULTS)
     return config
+
+
+def _stored_dtype(config: dict[str, Any], written: str | None) -> str:
+    """The dtype the converted config advertises: the source's (``torch_dtype``, or ``dtype`` in newer
+    configs), else what the weights were written in, so ``dtype="auto"`` loads them as they are.
+
+    >>> _stored_dtype({"torch_dtype": "bfloat16"}, "float32"), _stored_dtype({}, "bfloat16")
+    ('bfloat16', 'bfloat16')
+    """
+    return str(config.get("torch_dtype") or config.get("dtype") or written or "float32")
 
 
 def _text_config(config: dict[str, Any], vocab_rows: int) -> dict[str, Any]:
@@ -407,9 +430,13 @@ def convert_llava_qwen(source: str, out_dir: str | os.PathLike[str], cfg: Conver
             raise ConversionError(f"{name}: shape {list(shape)} in the checkpoint, {list(target[name].shape)} expected")
 
     out.mkdir(parents=True, exist_ok=True)
+    # Overwriting: stale weights would be loaded beside (or instead of) the new ones.
+    for stale in (*out.glob("*.safetensors"), *out.glob("*.safetensors.index.json"), *out.glob("pytorch_model*.bin"),
+                  out / "CONVERTED_FROM.json"):  # fmt: skip
+        stale.unlink(missing_ok=True)
     dtype = None if cfg.dtype == "auto" else getattr(torch, cfg.dtype)
     files = [f for s in sources for f in s.files if f in plan]
-    weight_map, total = {}, 0
+    weight_map, total, first_float = {}, 0, None
     for i, file in enumerate(tqdm(files, desc="converting shards", unit="shard"), start=1):
         owner = next(s for s in sources if file in s.files)
         names = plan[file]
@@ -418,6 +445,8 @@ def convert_llava_qwen(source: str, out_dir: str | os.PathLike[str], cfg: Conver
             if key in names:
                 t = tensor if dtype is None or not tensor.is_floating_point() else tensor.to(dtype)
                 tensors[names[key]] = t.contiguous()
+                if first_float is None and t.is_floating_point():
+                    first_float = str(t.dtype).removeprefix("torch.")
         shard = f"model-{i:05d}-of-{len(files):05d}.safetensors"
         save_file(tensors, out / shard, metadata={"format": "pt"})
         for name, t in tensors.items():
@@ -428,7 +457,7 @@ def convert_llava_qwen(source: str, out_dir: str | os.PathLike[str], cfg: Conver
         json.dumps({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, indent=2) + "\n",
         encoding="utf-8",
     )
-    llava_config.dtype = cfg.dtype if dtype is not None else str(config.get("torch_dtype") or "float32")
+    llava_config.dtype = cfg.dtype if dtype is not None else _stored_dtype(config, first_float)
     llava_config.architectures = ["LlavaOnevisionForConditionalGeneration"]
     llava_config.save_pretrained(out)
 
@@ -449,9 +478,14 @@ def convert_llava_qwen(source: str, out_dir: str | os.PathLike[str], cfg: Conver
         chat_template=template,
     )
     processor.save_pretrained(out)
-    (out / "CONVERTED_FROM.json").write_text(
-        json.dumps({"source": source, "converter": "unireward convert-llava", "dtype": cfg.dtype,
-                    "vision_tower": cfg.vision_tower or tower}, indent=2) + "\n", encoding="utf-8",
-    )  # fmt: skip
+    record = {"source": source, "converter": "unireward convert-llava", "options": conversion_options(cfg),
+              "mm_vision_tower": tower}  # fmt: skip
+    (out / "CONVERTED_FROM.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")  # written last
     return out
+
+
+def conversion_options(cfg: ConvertConfig) -> dict[str, Any]:
+    """What a conversion's result depends on besides its source (recorded in ``CONVERTED_FROM.json``)."""
+    return {"dtype": cfg.dtype, "vision_tower": cfg.vision_tower, "vision_heads": cfg.vision_heads,
+            "system_prompt": cfg.system_prompt}  # fmt: skip
 

@@ -34,9 +34,16 @@ _DIM_SCORE_RE = re.compile(
     r"(Image|Video|Answer)\s*([12])\s*(?:\(\s*" + _NUM + r"\s*/\s*10\s*\)|:\s*" + _NUM + r"\s*/\s*10\b)"
 )
 _POINT_DIM_RE = re.compile(r"\(\s*" + _NUM + r"\s*/\s*10\s*\)")
-# "Image 1: 9+8=17" or "Image 1: 17", on its own line or several on one ("..., Image 2: 13", or the
-# "\\Answer 2: 29" of the official LLaVA script's prompt); a sum with no result ("9+8") is no total.
-_TOTAL_RE = re.compile(r"(Image|Video|Answer)\s*([12])\s*:\s*([0-9.+\s]*=\s*)?" + _NUM + r"(?!\d|\.\d|\s*\+)")
+# A total is "Image 1: <anything up to '='> = 17" or "Image 1: 17", and the number must end it: then a
+# separator, "/40", "points", the end of the line or the next "Image 2:". That reads totals on their
+# own lines or several on one ("..., Image 2: 13", or the "\\Answer 2: 29" run-on of the official LLaVA
+# script's prompt), and refuses addends ("9+8", "9, 8, 8 -> 25") and asides ("3 points ahead").
+_CANDIDATE = r"(?:Image|Video|Answer)\s*[12]\s*:"
+_TOTAL_RE = re.compile(
+    r"(Image|Video|Answer)\s*([12])\s*:\s*((?:(?!" + _CANDIDATE + r")[^=\n])*=\s*)?" + _NUM
+    + r"(?=\s*(?:/\s*\d+)?\s*(?:points?)?\s*(?:\(out of \d+\))?\s*(?:[;.\\]|,(?!\s*\d)|$|" + _CANDIDATE + "))",
+    re.MULTILINE,
+)
 _POINT_ANSWER_RE = re.compile(r"^(?:overall\s+score\s*:\s*)?" + _NUM + r"(?:\s*/\s*10)?$", re.IGNORECASE)
 _FIRST_NUM_RE = re.compile(r"(?<![\d.])(-?)" + _NUM)
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
@@ -110,6 +117,10 @@ def _totals(think: str, noun: str) -> dict[int, float] | None:
     {1: 15.0, 2: 15.0}
     >>> _totals("Total score: Image 1: 9+8, Image 2: 7+6", "Image") is None
     True
+    >>> _totals("Total score:\\nImage 1: 9 (semantic) + 8 (aesthetics) = 17 points\\nImage 2: 13/20", "Image")
+    {1: 17.0, 2: 13.0}
+
+    The first total of each candidate counts: a recap after them ("Image 1: 9/10 ...") does not.
     """
     lower = think.lower()
     at = lower.rfind("total score")
@@ -118,7 +129,7 @@ def _totals(think: str, noun: str) -> dict[int, float] | None:
     found: dict[int, float] = {}
     for kind, idx, _expr, val in _TOTAL_RE.findall(think[at:]):
         if kind == noun:
-            found[int(idx)] = float(val)
+            found.setdefault(int(idx), float(val))
     return found if len(found) == 2 else None
 
 

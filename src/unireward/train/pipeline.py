@@ -110,12 +110,15 @@ class Pipeline:
             get_family(self.recipe.model.family).build_tiny(self.lay.model("base"), seed=self.recipe.seed, **self.recipe.model.tiny)
             info["model"] = {"base": "tiny random", "family": self.recipe.model.family, **self.recipe.model.tiny}
         elif self.recipe.model.convert:
-            target = self.lay.model("base")
-            if not (target / "CONVERTED_FROM.json").exists():  # written last: a killed conversion is redone
-                from unireward.models.llava_convert import ConvertConfig, convert_llava_qwen
+            from unireward.models.llava_convert import ConvertConfig, conversion_options, convert_llava_qwen
 
-                opts = {**self.recipe.model.convert_options, "overwrite": True}
-                convert_llava_qwen(self.recipe.model.base, target, ConvertConfig(**opts))
+            target = self.lay.model("base")
+            cfg = ConvertConfig(**{**self.recipe.model.convert_options, "overwrite": True})
+            want = {"source": self.recipe.model.base, "options": conversion_options(cfg)}
+            record = target / "CONVERTED_FROM.json"  # written last: a killed conversion is redone
+            done = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+            if {k: done.get(k) for k in want} != want:  # missing, or made from another base or options
+                convert_llava_qwen(self.recipe.model.base, target, cfg)
             info["model"] = {"base": self.recipe.model.base, "converted_to": str(target), "family": self.recipe.model.family}
         else:
             info["model"] = {"base": self.recipe.model.base, "family": self.recipe.model.family}

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 
-def build_source(folder: Path, hidden: int, layers: int, shards: int) -> float:
+def build_source(folder: Path, hidden: int, layers: int, shards: int, vision_layers: int = 4) -> float:
     """A LLaVA-NeXT checkpoint with a SigLIP-so400m-shaped tower; returns its size in GB."""
     import torch
     from safetensors.torch import save_file
@@ -41,7 +41,7 @@ def build_source(folder: Path, hidden: int, layers: int, shards: int) -> float:
         text_config={"model_type": "qwen2", "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": 4 * hidden,
                      "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": max(1, heads // 4)},
         vision_config={"model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
-                       "num_hidden_layers": 4, "num_attention_heads": 16, "image_size": 384, "patch_size": 14,
+                       "num_hidden_layers": vision_layers, "num_attention_heads": 16, "image_size": 384, "patch_size": 14,
                        "vision_use_head": False},
         image_token_index=len(tok), video_token_index=len(tok) + 1,
     )  # fmt: skip
@@ -152,6 +152,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=1024)
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--vision-layers", type=int, default=4)
     ap.add_argument("--keep", default=None, help="work here instead of a temporary folder")
     args = ap.parse_args()
     if args.keep is None:
@@ -164,7 +165,7 @@ def main() -> None:
 def measure(work: Path, args: argparse.Namespace) -> dict:
     src = work / "llava_next"
     if not src.exists():
-        gb = build_source(src, args.hidden, args.layers, args.shards)
+        gb = build_source(src, args.hidden, args.layers, args.shards, args.vision_layers)
     else:
         gb = sum(f.stat().st_size for f in src.glob("*.safetensors")) / 1e9
     largest = max(f.stat().st_size for f in src.glob("*.safetensors")) / 1e9

@@ -390,7 +390,7 @@ def convert_llava_qwen(source: str, out_dir: str | os.PathLike[str], cfg: Conver
     if config.get("mm_hidden_size", vision["hidden_size"]) != vision["hidden_size"]:
         raise ConversionError(f"mm_hidden_size {config['mm_hidden_size']} differs from the vision weights' {vision['hidden_size']}")
     aspect = str(config.get("image_aspect_ratio", ""))
-    anyres_max_tiles(aspect)
+    anyres_max_tiles(aspect)  # refuses every other aspect mode
     pinpoints = config.get("image_grid_pinpoints")
     if not isinstance(pinpoints, list) or not pinpoints:
         raise ConversionError("config.json has no image_grid_pinpoints list")

@@ -122,19 +122,12 @@ class LlavaOneVisionFamily(ModelFamily):
             LlavaOnevisionImageProcessor,
             LlavaOnevisionProcessor,
             LlavaOnevisionVideoProcessor,
-            PreTrainedTokenizerFast,
         )
 
-        from unireward.models.tiny import attention_shape, set_generation_defaults
-        from unireward.models.tokenizer import THINK_TAGS, fast_tokenizer, train_tokenizer
+        from unireward.models.tiny import attention_shape, set_generation_defaults, tiny_tokenizer
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         template = llava_chat_template()
-        tok = train_tokenizer(vocab_size)
-        tok.add_special_tokens([IMAGE_TOKEN, VIDEO_TOKEN])
-        tokenizer = fast_tokenizer(PreTrainedTokenizerFast, tok, THINK_TAGS, template)
-        ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (IMAGE_TOKEN, VIDEO_TOKEN, "<|im_end|>", "<|endoftext|>")}
+        tokenizer, ids, out = tiny_tokenizer(out_dir, vocab_size, template, (IMAGE_TOKEN, VIDEO_TOKEN))
         heads, kv_heads, _ = attention_shape(hidden_size)
         patch = 14
         # grids of up to 2x2 tiles; anyres_max_9 as in the released LLaVA-OV checkpoints

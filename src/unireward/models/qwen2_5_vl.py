@@ -57,7 +57,6 @@ class Qwen25VLFamily(ModelFamily):
     ) -> Path:
         import torch
         from transformers import (
-            PreTrainedTokenizerFast,
             Qwen2_5_VLConfig,
             Qwen2_5_VLForConditionalGeneration,
             Qwen2_5_VLProcessor,
@@ -66,13 +65,14 @@ class Qwen25VLFamily(ModelFamily):
         )
 
         from unireward.models.chat_template import QWEN_VL_CHAT_TEMPLATE
-        from unireward.models.tiny import attention_shape, mrope_section, set_generation_defaults
-        from unireward.models.tokenizer import THINK_TAGS, fast_tokenizer, train_tokenizer
+        from unireward.models.tiny import (
+            attention_shape,
+            mrope_section,
+            set_generation_defaults,
+            tiny_tokenizer,
+        )
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        tokenizer = fast_tokenizer(PreTrainedTokenizerFast, train_tokenizer(vocab_size), THINK_TAGS, QWEN_VL_CHAT_TEMPLATE)
-        ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|im_end|>", "<|endoftext|>")}
+        tokenizer, ids, out = tiny_tokenizer(out_dir, vocab_size, QWEN_VL_CHAT_TEMPLATE)
         heads, kv_heads, head_dim = attention_shape(hidden_size)
         mrope = mrope_section(head_dim)
         config = Qwen2_5_VLConfig(

@@ -55,7 +55,6 @@ class Qwen3VLFamily(ModelFamily):
     ) -> Path:
         import torch
         from transformers import (
-            PreTrainedTokenizerFast,
             Qwen2VLImageProcessor,
             Qwen3VLConfig,
             Qwen3VLForConditionalGeneration,
@@ -64,14 +63,14 @@ class Qwen3VLFamily(ModelFamily):
         )
 
         from unireward.models.chat_template import QWEN3_VL_CHAT_TEMPLATE
-        from unireward.models.tiny import attention_shape, mrope_section, set_generation_defaults
-        from unireward.models.tokenizer import THINK_TAGS, fast_tokenizer, train_tokenizer
+        from unireward.models.tiny import (
+            attention_shape,
+            mrope_section,
+            set_generation_defaults,
+            tiny_tokenizer,
+        )
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        tokenizer = fast_tokenizer(PreTrainedTokenizerFast, train_tokenizer(vocab_size), THINK_TAGS, QWEN3_VL_CHAT_TEMPLATE)
-        names = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|im_end|>", "<|endoftext|>")
-        ids = {t: tokenizer.convert_tokens_to_ids(t) for t in names}
+        tokenizer, ids, out = tiny_tokenizer(out_dir, vocab_size, QWEN3_VL_CHAT_TEMPLATE)
         heads, kv_heads, head_dim = attention_shape(hidden_size)
         patch, merge = 16, 2
         config = Qwen3VLConfig(

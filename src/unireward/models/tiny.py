@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
+
+
+def tiny_tokenizer(
+    out_dir: str | os.PathLike[str], vocab_size: int, chat_template: str, extra_special: tuple[str, ...] = ()
+) -> tuple[Any, dict[str, int], Path]:
+    """The offline BPE tokenizer of a tiny model (Qwen's special tokens plus ``extra_special``, the
+    think/answer tags, ``chat_template``), the ids of those special tokens, and ``out_dir`` created."""
+    from transformers import PreTrainedTokenizerFast
+
+    from unireward.models.tokenizer import QWEN_SPECIAL, THINK_TAGS, fast_tokenizer, train_tokenizer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = train_tokenizer(vocab_size)
+    if extra_special:
+        tok.add_special_tokens(list(extra_special))
+    tokenizer = fast_tokenizer(PreTrainedTokenizerFast, tok, THINK_TAGS, chat_template)
+    return tokenizer, {t: tokenizer.convert_tokens_to_ids(t) for t in (*QWEN_SPECIAL, *extra_special)}, out
 
 
 def attention_shape(hidden_size: int) -> tuple[int, int, int]:

@@ -91,7 +91,9 @@ def _llava_next_config(n_tokens: int, tower: str = "tiny/siglip-test") -> dict:
     }  # fmt: skip
 
 
-def _write_original(folder: Path, model, tokenizer, skip_vision: bool = False, extra: dict | None = None) -> Path:
+def _write_original(
+    folder: Path, model, tokenizer, skip_vision: bool = False, extra: dict | None = None, config: dict | None = None
+) -> Path:
     folder.mkdir(parents=True)
     state = {_original_name(k): v.contiguous().clone() for k, v in model.state_dict().items()}
     if skip_vision:
@@ -106,7 +108,7 @@ def _write_original(folder: Path, model, tokenizer, skip_vision: bool = False, e
         save_file({k: state[k] for k in part}, folder / name)
         index.update({k: name for k in part})
     (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": index}))
-    (folder / "config.json").write_text(json.dumps(_llava_next_config(len(tokenizer))))
+    (folder / "config.json").write_text(json.dumps(config or _llava_next_config(len(tokenizer))))
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -123,7 +125,7 @@ def original(tmp_path_factory: pytest.TempPathFactory):
 def converted(original, tmp_path_factory: pytest.TempPathFactory) -> Path:
     src, _ = original
     out = tmp_path_factory.mktemp("converted") / "hf"
-    assert main(["convert-llava", str(src), str(out), "--vision-heads", str(V_HEADS)]) == 0
+    assert main(["convert-llava", str(src), str(out), "--vision-heads", str(V_HEADS), "--vision-image-size", str(TILE)]) == 0
     return out
 
 
@@ -211,14 +213,14 @@ def test_unconverted_checkpoint_gets_a_conversion_hint(original) -> None:
 
 def test_dtype_conversion_and_refusing_a_full_folder(original, tmp_path: Path) -> None:
     src, _ = original
-    out = convert_llava_qwen(str(src), tmp_path / "bf16", ConvertConfig(dtype="bfloat16", vision_heads=V_HEADS))
+    out = convert_llava_qwen(str(src), tmp_path / "bf16", ConvertConfig(dtype="bfloat16", vision_heads=V_HEADS, vision_image_size=TILE))
     tensors = {}
     for f in out.glob("*.safetensors"):
         tensors.update(load_file(f))
     assert {t.dtype for t in tensors.values()} == {torch.bfloat16}
     assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
     with pytest.raises(ConversionError, match="not empty"):
-        convert_llava_qwen(str(src), out, ConvertConfig(vision_heads=V_HEADS))
+        convert_llava_qwen(str(src), out, ConvertConfig(vision_heads=V_HEADS, vision_image_size=TILE))
 
 
 def test_bin_weights_convert_too(original, tmp_path: Path) -> None:
@@ -237,7 +239,7 @@ def test_bin_weights_convert_too(original, tmp_path: Path) -> None:
     assert torch.equal(state[a], state[b])
     state[b] = state[a]
     torch.save(state, legacy / "pytorch_model.bin")
-    out = convert_llava_qwen(str(legacy), tmp_path / "out", ConvertConfig(vision_heads=V_HEADS))
+    out = convert_llava_qwen(str(legacy), tmp_path / "out", ConvertConfig(vision_heads=V_HEADS, vision_image_size=TILE))
     _assert_same_logits(out, ref, _pair()[1:])
 
 
@@ -257,7 +259,7 @@ def test_vision_weights_from_a_separate_siglip_checkpoint(tmp_path: Path) -> Non
     assert not missing
     src = _write_original(tmp_path / "src", ref, tok, skip_vision=True)
     with pytest.raises(ConversionError, match="--vision-tower"):
-        convert_llava_qwen(str(src), tmp_path / "nope", ConvertConfig(vision_heads=V_HEADS))
+        convert_llava_qwen(str(src), tmp_path / "nope", ConvertConfig(vision_heads=V_HEADS, vision_image_size=TILE))
     # the same tower as the hub stores full SigLIP checkpoints: "vision_model." names beside a text tower
     hub = tmp_path / "siglip-hub"
     hub.mkdir()
@@ -276,11 +278,11 @@ def test_bad_sources_are_named(original, tmp_path: Path, tiny_model: Path) -> No
     tok = _tokenizer()
     with pytest.raises(ConversionError, match="not a LLaVA-NeXT llava_qwen checkpoint"):
         convert_llava_qwen(str(tiny_model), tmp_path / "a")
-    with pytest.raises(ConversionError, match="unknown vision tower 'tiny/siglip-test'.*--vision-heads"):
+    with pytest.raises(ConversionError, match="unknown vision tower 'tiny/siglip-test'.*--vision-image-size and --vision-heads"):
         convert_llava_qwen(str(src), tmp_path / "b")
     stray = _write_original(tmp_path / "stray", ref, tok, extra={"model.vision_resampler.proj.weight": torch.zeros(2, 2)})
     with pytest.raises(ConversionError, match="unexpected.*vision_resampler"):
-        convert_llava_qwen(str(stray), tmp_path / "c", ConvertConfig(vision_heads=V_HEADS))
+        convert_llava_qwen(str(stray), tmp_path / "c", ConvertConfig(vision_heads=V_HEADS, vision_image_size=TILE))
     square = tmp_path / "square"
     _write_original(square, ref, tok)
     cfg = json.loads((square / "config.json").read_text())
@@ -289,12 +291,12 @@ def test_bad_sources_are_named(original, tmp_path: Path, tiny_model: Path) -> No
                           ({"mm_use_im_start_end": True}, "mm_use_im_start_end=true")):  # fmt: skip
         (square / "config.json").write_text(json.dumps({**cfg, **change}))
         with pytest.raises(ConversionError, match=error):
-            convert_llava_qwen(str(square), tmp_path / "d", ConvertConfig(vision_heads=V_HEADS))
+            convert_llava_qwen(str(square), tmp_path / "d", ConvertConfig(vision_heads=V_HEADS, vision_image_size=TILE))
     broken = tmp_path / "broken"
     _write_original(broken, ref, tok)
     (broken / "model-00001-of-00002.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(ConversionError, match="cannot read weights file .*model-00001-of-00002"):
-        convert_llava_qwen(str(broken), tmp_path / "e", ConvertConfig(vision_heads=V_HEADS))
+        convert_llava_qwen(str(broken), tmp_path / "e", ConvertConfig(vision_heads=V_HEADS, vision_image_size=TILE))
 
 
 def test_unreachable_source_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
@@ -316,7 +318,7 @@ def test_pipeline_converts_a_llava_next_base_once_and_trains_it(original, tmp_pa
         "data": {"synthetic": {"cold_start_pairs": 4, "cold_start_tasks": ["image_generation"], "train_per_task": 1,
                                "test_per_task": 1, "size": TILE, "seed": 2}},
         "model": {"base": str(src), "family": "llava_onevision", "convert": "llava_qwen",
-                  "convert_options": {"vision_heads": V_HEADS}},
+                  "convert_options": {"vision_heads": V_HEADS, "vision_image_size": TILE}},
         "teacher": {"kind": "scripted", "accuracy": 1.0}, "template_family": "unireward-compact",
         "distill": {"tasks": ["image_generation"]}, "cold_start": tiny_sft, "eval": {"max_new_tokens": 8, "batch_size": 4},
     }  # fmt: skip
@@ -332,10 +334,80 @@ def test_pipeline_converts_a_llava_next_base_once_and_trains_it(original, tmp_pa
     assert (base / "CONVERTED_FROM.json").stat().st_mtime_ns == stamp  # resumed: not converted again
     # the prepare stage redone with other conversion options converts again, in place of the old weights
     (out / "stages" / "prepare.json").unlink()
-    path.write_text(yaml.safe_dump({**recipe, "model": {**recipe["model"], "convert_options": {"vision_heads": V_HEADS, "dtype": "bfloat16"}}}))
+    path.write_text(yaml.safe_dump({**recipe, "model": {**recipe["model"], "convert_options": {"vision_heads": V_HEADS, "vision_image_size": TILE, "dtype": "bfloat16"}}}))
     assert main(["pipeline", "--recipe", str(path), "--out", str(out), "--stop-after", "prepare"]) == 0
     assert json.loads((base / "CONVERTED_FROM.json").read_text())["options"]["dtype"] == "bfloat16"
     assert {t.dtype for f in base.glob("*.safetensors") for t in load_file(f).values()} == {torch.bfloat16}
     bad = {**recipe, "model": {**recipe["model"], "family": "qwen2_5_vl"}}
     path.write_text(yaml.safe_dump(bad))
     assert main(["pipeline", "--recipe", str(path), "--out", str(tmp_path / "bad"), "--dry-run"]) == 2
+
+
+# --------------------------------------------------------------- the real SigLIP-so400m geometry
+
+SO400M = "google/siglip-so400m-patch14-384"
+#: llava-hf/llava-onevision-qwen2-7b-ov-hf: grids of 1x1 to 6x6 384-px tiles
+OV_PINPOINTS = [[384 * r, 384 * c] for r in range(1, 7) for c in range(1, 7)]
+
+
+@pytest.fixture(scope="module")
+def so400m(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LLaVA-NeXT source whose tower has so400m's geometry (384-px input, 14-px patches, 27x27
+    positions) at a tiny width, converted with nothing but its config to go on."""
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+
+    tok = _tokenizer()
+    n = len(tok)
+    config = LlavaOnevisionConfig(
+        text_config={"model_type": "qwen2", "vocab_size": n + 8, "hidden_size": 64, "intermediate_size": 128,
+                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "rope_theta": 1e6,
+                     "max_position_embeddings": 32768, "tie_word_embeddings": False},
+        vision_config={"model_type": "siglip_vision_model", "hidden_size": 64, "intermediate_size": 96,
+                       "num_hidden_layers": 1, "num_attention_heads": 16, "image_size": 384, "patch_size": 14,
+                       "vision_use_head": False},
+        image_token_index=n, video_token_index=n + 1, vision_feature_select_strategy="full", vision_feature_layer=-1,
+        image_grid_pinpoints=OV_PINPOINTS, vision_aspect_ratio="anyres_max_9", tie_word_embeddings=False,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    ref = LlavaOnevisionForConditionalGeneration(config).eval()
+    assert ref.model.vision_tower.embeddings.position_embedding.weight.shape[0] == 27 * 27
+    src_config = {**_llava_next_config(n, tower=SO400M), "image_grid_pinpoints": OV_PINPOINTS, "mm_hidden_size": 64,
+                  "max_position_embeddings": 32768}  # fmt: skip
+    root = tmp_path_factory.mktemp("so400m")
+    src = _write_original(root / "src", ref, tok, config=src_config)
+    out = root / "hf"
+    assert main(["convert-llava", str(src), str(out)]) == 0
+    return out
+
+
+def test_so400m_geometry_matches_the_published_llava_onevision_configs(so400m: Path) -> None:
+    """The written config and processor carry the values of llava-hf/llava-onevision-qwen2-7b-ov-hf."""
+    config = json.loads((so400m / "config.json").read_text())
+    vision = config["vision_config"]
+    assert (vision["image_size"], vision["patch_size"], vision["num_attention_heads"]) == (384, 14, 16)
+    assert vision["vision_use_head"] is False and vision["layer_norm_eps"] == 1e-6
+    assert config["image_grid_pinpoints"] == OV_PINPOINTS and config["vision_aspect_ratio"] == "anyres_max_9"
+    assert (config["vision_feature_layer"], config["vision_feature_select_strategy"]) == (-1, "full")
+    processor = json.loads((so400m / "processor_config.json").read_text())  # transformers 5: one file
+    image, video = processor["image_processor"], processor["video_processor"]
+    assert image["size"] == {"height": 384, "width": 384} and image["do_pad"] is True and image["resample"] == 3
+    assert image["image_mean"] == [0.5] * 3 and image["image_std"] == [0.5] * 3
+    assert abs(image["rescale_factor"] - 1 / 255) < 1e-12 and image["image_grid_pinpoints"] == OV_PINPOINTS
+    assert video["size"] == {"height": 384, "width": 384} and video["image_mean"] == [0.5] * 3
+    assert (processor["num_image_tokens"], processor["vision_aspect_ratio"]) == (729, "anyres_max_9")
+
+
+def test_so400m_conversion_judges_an_image_pair_and_a_video_pair(so400m: Path) -> None:
+    from unireward.judge import Judge
+
+    judge = Judge.from_pretrained(str(so400m), max_new_tokens=4)
+    g = torch.Generator().manual_seed(3)
+
+    def img(h: int, w: int) -> Image.Image:
+        return Image.fromarray((torch.rand(h, w, 3, generator=g) * 255).to(torch.uint8).numpy())
+
+    pair = judge.compare("image_generation", "a red cube", img(384, 512), img(300, 300))
+    assert pair.error is None and pair.text, pair.error
+    frames = ([img(384, 384) for _ in range(4)], [img(384, 384) for _ in range(4)])
+    video = judge.compare("video_generation", "a red cube rolls", *frames)
+    assert video.error is None and video.text, video.error

@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--dtype", default="auto", choices=("auto", "float16", "bfloat16", "float32"))
     c.add_argument("--vision-tower", default=None, help="SigLIP checkpoint to take the vision weights from when the source lacks them")
     c.add_argument("--vision-heads", type=int, default=None, help="vision attention heads, for a tower not in the known list")
+    c.add_argument("--vision-image-size", type=int, default=None,
+                   help="vision input side in pixels (SigLIP-so400m-patch14-384: 384), for a tower not in the known list")
     c.add_argument("--no-system-prompt", action="store_true", help="no default system turn in the chat template")
     c.add_argument("--overwrite", action="store_true")
     c.set_defaults(func=_convert)
@@ -46,6 +48,7 @@ def _convert(args: argparse.Namespace) -> int:
 
     cfg = ConvertConfig(
         dtype=args.dtype, vision_tower=args.vision_tower, vision_heads=args.vision_heads,
+        vision_image_size=args.vision_image_size,
         system_prompt=None if args.no_system_prompt else DEFAULT_SYSTEM, overwrite=args.overwrite,
     )  # fmt: skip
     out = convert_llava_qwen(args.source, args.out_dir, cfg)

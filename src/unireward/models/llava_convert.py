@@ -9,7 +9,10 @@ were trained with the LLaVA-NeXT code base and saved in its own layout: a Qwen2 
 - the weights, renamed one shard at a time (never the whole model in memory), nothing initialised anew:
   every target parameter must come from the source, and every source tensor must land somewhere;
 - a :class:`~transformers.LlavaOnevisionConfig` whose text half is the source's Qwen2 fields and whose
-  vision half is read off the SigLIP weights' shapes (the source keeps only ``mm_vision_tower``'s name);
+  vision half comes from the SigLIP weights' shapes plus what the weights cannot say (input size, heads),
+  read from the tower the source names in ``mm_vision_tower`` (its ``config.json`` when it is a folder or
+  ``--vision-tower``, else the known towers below). The input size is never inferred from the position
+  grid: so400m-patch14-384 has 27 x 27 positions but takes 384-px tiles (27 x 14 = 378);
 - the tokenizer with ``<image>``/``<video>`` placeholders added (they must fit in the embedding rows the
   Qwen2 vocabulary already pads, so no row is invented), and the ``qwen_1_5`` conversation layout the
   official inference scripts use (default system turn "You are a helpful assistant.");
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -38,11 +40,22 @@ log = logging.getLogger(__name__)
 
 #: what LLaVA-NeXT writes in ``architectures`` for a Qwen2-based model
 LLAVA_QWEN_ARCHITECTURES = ("LlavaQwenForCausalLM",)
-#: attention heads of the vision towers LLaVA-NeXT checkpoints name (the weights do not say)
-VISION_TOWER_HEADS = {
-    "google/siglip-so400m-patch14-384": 16,
-    "google/siglip-so400m-patch14-224": 16,
+
+
+@dataclass(frozen=True)
+class TowerSpec:
+    """What a vision tower's weights do not say: its input side in pixels and its attention heads."""
+
+    image_size: int
+    heads: int
+
+
+#: the vision towers LLaVA-NeXT checkpoints name (values from their published SigLIP configs)
+VISION_TOWERS = {
+    "google/siglip-so400m-patch14-384": TowerSpec(image_size=384, heads=16),
+    "google/siglip-so400m-patch14-224": TowerSpec(image_size=224, heads=16),
 }
+VISION_TOWER_HEADS = {name: spec.heads for name, spec in VISION_TOWERS.items()}
 DEFAULT_SYSTEM = "You are a helpful assistant."
 #: LLaVA-NeXT video settings transformers' LLaVA-OneVision reproduces (absent fields take these)
 _VIDEO_DEFAULTS = {"mm_spatial_pool_mode": "bilinear", "mm_spatial_pool_stride": 2, "mm_newline_position": "one_token"}
@@ -140,6 +153,7 @@ class ConvertConfig:
     dtype: str = "auto"
     vision_tower: str | None = None
     vision_heads: int | None = None
+    vision_image_size: int | None = None
     system_prompt: str | None = DEFAULT_SYSTEM
     overwrite: bool = False
 
@@ -148,6 +162,8 @@ class ConvertConfig:
             raise ValueError(f"dtype must be auto, float16, bfloat16 or float32, not {self.dtype!r}")
         if self.vision_heads is not None and self.vision_heads < 1:
             raise ValueError("vision_heads must be positive")
+        if self.vision_image_size is not None and self.vision_image_size < 1:
+            raise ValueError("vision_image_size must be positive")
 
 
 def conversation_template(system_prompt: str | None = DEFAULT_SYSTEM) -> str:
@@ -222,8 +238,45 @@ def _local_folder(model_id: str, what: str, patterns: list[str]) -> Path:
         raise ConversionError(f"{what}: {_unreachable_message(model_id, e)}") from None
 
 
-def _vision_config(shapes: dict[str, tuple[int, ...]], prefix: str, heads: int | None, tower: str) -> dict[str, Any]:
-    """SigLIP's vision config from the weights' shapes; the head count is the one thing they hide."""
+def _tower_config(folder: Path) -> dict[str, Any]:
+    """The vision half of a tower's ``config.json`` (a SigLIP vision config, or a full SigLIP's)."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return config.get("vision_config", config) if isinstance(config, dict) else {}
+
+
+def tower_spec(
+    tower: str, source_config: dict[str, Any], tower_config: dict[str, Any] | None = None,
+    image_size: int | None = None, heads: int | None = None,
+) -> TowerSpec:
+    """Input side and heads of the vision tower: explicit values, then the tower's own config, then the
+    source's ``image_crop_resolution``, then :data:`VISION_TOWERS`.
+
+    >>> tower_spec("google/siglip-so400m-patch14-384", {})
+    TowerSpec(image_size=384, heads=16)
+    >>> tower_spec("/ckpt/siglip", {"image_crop_resolution": 384}, {"num_attention_heads": 16})
+    TowerSpec(image_size=384, heads=16)
+    """
+    if tower_config is None and tower and Path(tower).is_dir():  # LLaVA-NeXT configs often name a local folder
+        tower_config = _tower_config(Path(tower))
+    tower_config = tower_config or {}
+    known = VISION_TOWERS.get(tower)
+    size = image_size or tower_config.get("image_size") or source_config.get("image_crop_resolution")
+    size = size or (known.image_size if known else None)
+    heads = heads or tower_config.get("num_attention_heads") or (known.heads if known else None)
+    if size is None or heads is None:
+        missing = " and ".join(x for x, v in (("--vision-image-size", size), ("--vision-heads", heads)) if v is None)
+        raise ConversionError(
+            f"unknown vision tower {tower!r}: its input size and attention heads are not in the weights and "
+            f"it has no config.json here; pass {missing} (known towers: {sorted(VISION_TOWERS)})"
+        )
+    return TowerSpec(image_size=int(size), heads=int(heads))
+
+
+def _vision_config(shapes: dict[str, tuple[int, ...]], prefix: str, spec: TowerSpec) -> dict[str, Any]:
+    """SigLIP's vision config: sizes from the weights' shapes, input side and heads from ``spec``."""
     try:
         hidden, _, patch, _ = shapes[prefix + "embeddings.patch_embedding.weight"]
         positions = shapes[prefix + "embeddings.position_embedding.weight"][0]
@@ -231,25 +284,22 @@ def _vision_config(shapes: dict[str, tuple[int, ...]], prefix: str, heads: int |
     except KeyError as e:
         raise ConversionError(f"vision tower weights lack {e.args[0]}") from None
     layers = 1 + max(int(k[len(prefix) :].split(".")[2]) for k in shapes if k.startswith(prefix + "encoder.layers."))
-    side = math.isqrt(positions)
+    side = spec.image_size // patch  # SigLIP's convolution drops the remainder (384 // 14 = 27)
     if side * side != positions:
-        raise ConversionError(f"vision position embeddings ({positions}) are not a square grid")
-    heads = heads or VISION_TOWER_HEADS.get(tower)
-    if heads is None:
         raise ConversionError(
-            f"unknown vision tower {tower!r}: its attention head count is not in the weights; "
-            f"pass --vision-heads (known towers: {sorted(VISION_TOWER_HEADS)})"
+            f"a {spec.image_size}-px input with {patch}-px patches gives {side}x{side} positions, the vision "
+            f"weights have {positions}; pass the tower's real --vision-image-size"
         )
-    if hidden % heads:
-        raise ConversionError(f"vision hidden size {hidden} is not divisible by {heads} heads")
+    if hidden % spec.heads:
+        raise ConversionError(f"vision hidden size {hidden} is not divisible by {spec.heads} heads")
     return {
         "model_type": "siglip_vision_model", "hidden_size": hidden, "intermediate_size": intermediate,
-        "num_hidden_layers": layers, "num_attention_heads": heads, "image_size": side * patch,
+        "num_hidden_layers": layers, "num_attention_heads": spec.heads, "image_size": spec.image_size,
         "patch_size": patch, "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh", "vision_use_head": False,
     }  # fmt: skip
 
 
-def _external_vision(tower_id: str) -> tuple[_Source, Callable[[str], str | None]]:
+def _external_vision(tower_id: str) -> tuple[_Source, Callable[[str], str | None], dict[str, Any]]:
     """Vision weights from a stock SigLIP checkpoint, renamed to the LLaVA-NeXT layout they replace,
     without the last encoder layer and the head (LLaVA-NeXT deletes both)."""
     folder = _local_folder(tower_id, "vision tower", ["*.json", "*.safetensors"])
@@ -270,7 +320,7 @@ def _external_vision(tower_id: str) -> tuple[_Source, Callable[[str], str | None
             return None  # a text tower or the pooling head (full SigLIP checkpoints), the dropped layer
         return _VISION_PREFIX + rest
 
-    return src, to_original
+    return src, to_original, _tower_config(folder)
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
@@ -369,10 +419,11 @@ def convert_llava_qwen(source: str, out_dir: str | os.PathLike[str], cfg: Conver
     sources = [src]
     has_vision = any(k.startswith(_VISION_PREFIX) for k in src.shapes)
     tower = str(config.get("mm_vision_tower", ""))
+    tower_config: dict[str, Any] | None = None
     if cfg.vision_tower:
         if has_vision:
             raise ConversionError(f"{source} already holds vision tower weights; drop --vision-tower")
-        vsrc, to_original = _external_vision(cfg.vision_tower)
+        vsrc, to_original, tower_config = _external_vision(cfg.vision_tower)
         sources.append(vsrc)
         for key, shape in vsrc.shapes.items():
             if (original := to_original(key)) is not None:
@@ -386,7 +437,8 @@ def convert_llava_qwen(source: str, out_dir: str | os.PathLike[str], cfg: Conver
     if "model.embed_tokens.weight" not in shapes:
         raise ConversionError(f"{source} has no model.embed_tokens.weight: not a full LLaVA-NeXT checkpoint")
     vocab_rows = shapes["model.embed_tokens.weight"][0]
-    vision = _vision_config(shapes, _VISION_PREFIX, cfg.vision_heads, tower)
+    spec = tower_spec(cfg.vision_tower or tower, config, tower_config, cfg.vision_image_size, cfg.vision_heads)
+    vision = _vision_config(shapes, _VISION_PREFIX, spec)
     if config.get("mm_hidden_size", vision["hidden_size"]) != vision["hidden_size"]:
         raise ConversionError(f"mm_hidden_size {config['mm_hidden_size']} differs from the vision weights' {vision['hidden_size']}")
     aspect = str(config.get("image_aspect_ratio", ""))
@@ -395,6 +447,9 @@ def convert_llava_qwen(source: str, out_dir: str | os.PathLike[str], cfg: Conver
     if not isinstance(pinpoints, list) or not pinpoints:
         raise ConversionError("config.json has no image_grid_pinpoints list")
     tile = vision["image_size"]
+    off_grid = [p for p in pinpoints if p[0] % tile or p[1] % tile]
+    if off_grid:  # anyres cuts the fitted image into tiles of the tower's input size
+        raise ConversionError(f"image_grid_pinpoints {off_grid[:3]} are not multiples of the {tile}-px vision input")
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in ("<image>", "<video>")], special_tokens=True)
@@ -487,5 +542,5 @@ def convert_llava_qwen(source: str, out_dir: str | os.PathLike[str], cfg: Conver
 def conversion_options(cfg: ConvertConfig) -> dict[str, Any]:
     """What a conversion's result depends on besides its source (recorded in ``CONVERTED_FROM.json``)."""
     return {"dtype": cfg.dtype, "vision_tower": cfg.vision_tower, "vision_heads": cfg.vision_heads,
-            "system_prompt": cfg.system_prompt}  # fmt: skip
+            "vision_image_size": cfg.vision_image_size, "system_prompt": cfg.system_prompt}  # fmt: skip
 

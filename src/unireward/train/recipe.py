@@ -71,7 +71,7 @@ class ModelSpec:
     #: "llava_qwen": the base is a LLaVA-NeXT checkpoint (UnifiedReward-7b); the pipeline converts it
     #: once into models/base (``unireward convert-llava``) and trains from there
     convert: str | None = None
-    #: ``ConvertConfig`` fields for that conversion (``dtype``, ``vision_tower``, ``vision_heads``)
+    #: ``ConvertConfig`` fields for that conversion (``dtype``, ``vision_tower``, ``vision_heads``, ``vision_image_size``)
     convert_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -92,7 +92,7 @@ def test_openai_client_gets_a_completion(base_url: str) -> None:
     assert resp.usage.prompt_tokens > 8 and 1 <= resp.usage.completion_tokens <= 6
     resp = _chat(client, [Image.new("RGB", (56, 56), "red")], max_tokens=4, temperature=1.0, n=3, seed=0)
     assert len(resp.choices) == 3
-    assert [m.id for m in client.models.list().data] == ["tiny-judge"]
+    assert [m.id for m in client.models.list().data] == ["tiny-judge", "UnifiedReward"]
 
 
 def test_api_key_is_required(base_url: str) -> None:
@@ -114,12 +114,11 @@ def test_oversized_input_is_rejected_with_4xx(base_url: str) -> None:
     with pytest.raises(openai.APIStatusError) as e:  # ~200 KB per image as PNG, ~3 MB as base64 in total
         _chat(client, [noise] * 4 * 4, max_tokens=2)
     assert e.value.status_code == 413 and "bytes" in e.value.message
-    with pytest.raises(openai.BadRequestError) as e:
-        _chat(client, [Image.new("RGB", (28, 28))], max_tokens=100_000)
-    assert "max_tokens" in e.value.message
+    resp = _chat(client, [Image.new("RGB", (28, 28))], max_tokens=100_000)  # clamped as vLLM does, and said so
+    assert resp.model_extra["max_tokens"] == 64 and "clamped" in resp.model_extra["warnings"][0]
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://example.com/a.png"}}]}]
+            model="tiny-judge", messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://example.com/a.png"}}]}]
         )
     assert "data: URL" in e.value.message
 
@@ -156,7 +155,7 @@ def test_serve_command_starts_and_answers(tiny_model: Path) -> None:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "unireward.cli", "serve", "--model", str(tiny_model), "--port", str(port), "--max-new-tokens", "8"],
+        [sys.executable, "-m", "unireward.cli", "serve", "--model", str(tiny_model), "--port", str(port), "--max-new-tokens", "8", "--served-model-name", "tiny-judge"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:

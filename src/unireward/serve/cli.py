@@ -3,61 +3,121 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
+import threading
+from typing import Any
+
+from unireward.serve.limits import VIDEO_CODECS, VIDEO_CONTAINERS, ServerLimits
+
+_D = ServerLimits()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve a judge over HTTP (/v1/judge, /v1/score, /v1/chat/completions)")
+    p = sub.add_parser(
+        "serve", help="serve a judge over HTTP (/v1/chat/completions, /v1/judge, /v1/score, /v1/rewards, /metrics)"
+    )
     p.add_argument("--model", required=True, help="local folder or hub id")
     p.add_argument("--family", default=None)
-    p.add_argument("--served-name", default=None, help="model name reported to clients (default: --model)")
     p.add_argument(
-        "--host", default="127.0.0.1", help="bind address (default loopback; use 0.0.0.0 with --api-key)"
-    )
+        "--served-model-name", "--served-name", dest="served_model_name", nargs="+", default=None,
+        help="name(s) clients send as `model` (default: --model); `UnifiedReward` is always accepted",
+    )  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; use 0.0.0.0 with --api-key)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument(
-        "--api-key",
-        default=os.environ.get("UNIREWARD_API_KEY"),
+        "--api-key", default=os.environ.get("UNIREWARD_API_KEY"),
         help="require Authorization: Bearer KEY (env UNIREWARD_API_KEY)",
-    )
+    )  # fmt: skip
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="auto")
     p.add_argument("--media-root", default=None, help="allow relative media paths under this directory")
-    p.add_argument("--max-new-tokens", type=int, default=4096, help="default and cap per request")
+    p.add_argument("--max-new-tokens", type=int, default=_D.max_new_tokens,
+                   help="default and cap per request (a larger max_tokens is clamped)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=16, help="requests merged into one generate call")
-    p.add_argument("--max-request-bytes", type=int, default=64 << 20)
-    p.add_argument("--max-images", type=int, default=32, help="images per request (video frames count)")
-    p.add_argument("--max-image-pixels", type=int, default=4096 * 4096, help="pixels of each uploaded image")
+    p.add_argument("--max-queue", type=int, default=_D.max_queue, help="requests waiting beyond the batch; more get 429")
+    p.add_argument("--max-request-bytes", type=int, default=_D.max_request_bytes)
+    p.add_argument("--max-images", type=int, default=_D.max_images, help="images per request (video frames count)")
+    p.add_argument("--max-image-pixels", type=int, default=_D.max_image_pixels, help="pixels of each uploaded image")
+    p.add_argument("--max-prompt-tokens", type=int, default=_D.max_prompt_tokens,
+                   help="prompt tokens, vision tokens included")  # fmt: skip
+    p.add_argument("--max-video-frames", type=int, default=_D.max_video_frames, help="frames in an uploaded video file")
+    p.add_argument("--max-frame-pixels", type=int, default=_D.max_frame_pixels, help="pixels of each video frame")
+    p.add_argument("--max-video-pixels", type=int, default=_D.max_video_pixels,
+                   help="frames x width x height of an uploaded video")  # fmt: skip
+    p.add_argument("--video-containers", default=",".join(VIDEO_CONTAINERS), help="allowed video containers")
+    p.add_argument("--video-codecs", default=",".join(VIDEO_CODECS), help="allowed video codecs")
+    p.add_argument("--decode-workers", type=int, default=_D.decode_workers, help="threads decoding media")
+    p.add_argument("--drain-timeout", type=float, default=10.0,
+                   help="seconds SIGTERM lets in-flight requests finish before they are stopped")  # fmt: skip
+    p.add_argument("--no-access-log", action="store_true")
     p.add_argument("--swap", action="store_true", help="judge both orders by default")
     p.set_defaults(func=run)
+
+
+def limits_from_args(args: argparse.Namespace) -> ServerLimits:
+    return ServerLimits(
+        max_request_bytes=args.max_request_bytes, max_images=args.max_images, max_image_pixels=args.max_image_pixels,
+        max_new_tokens=args.max_new_tokens, max_prompt_tokens=args.max_prompt_tokens,
+        max_video_frames=args.max_video_frames, max_frame_pixels=args.max_frame_pixels,
+        max_video_pixels=args.max_video_pixels, max_queue=args.max_queue, decode_workers=args.decode_workers,
+        video_containers=tuple(x for x in args.video_containers.split(",") if x),
+        video_codecs=tuple(x for x in args.video_codecs.split(",") if x),
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from unireward.judge.backends import BatchingBackend, TransformersBackend
+    from unireward.judge.backends import TransformersBackend
     from unireward.judge.judge import Judge
     from unireward.judge.options import BatchOptions, JudgeOptions
-    from unireward.serve.app import ServerLimits, create_app
+    from unireward.serve.app import create_app
 
-    limits = ServerLimits(
-        max_request_bytes=args.max_request_bytes, max_images=args.max_images,
-        max_image_pixels=args.max_image_pixels, max_new_tokens=args.max_new_tokens,
-    )  # fmt: skip
+    try:
+        limits = limits_from_args(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.no_access_log:
+        logging.getLogger("unireward.serve.access").setLevel(logging.WARNING)
     backend = TransformersBackend.load(args.model, family=args.family, device=args.device, dtype=args.dtype,
                                        batch=BatchOptions(max_batch_size=args.batch_size))  # fmt: skip
-    judge = Judge(
-        BatchingBackend(backend, max_requests=args.batch_size),
-        JudgeOptions(max_new_tokens=args.max_new_tokens, swap=args.swap),
-    )
-    app = create_app(
-        judge,
-        limits,
-        api_key=args.api_key,
-        media_root=args.media_root,
-        model_name=args.served_name or args.model,
-    )
+    judge = Judge(backend, JudgeOptions(max_new_tokens=args.max_new_tokens, swap=args.swap))
+    names = args.served_model_name or [args.model]
+    app = create_app(judge, limits, api_key=args.api_key, media_root=args.media_root, model_name=names,
+                     batch_size=args.batch_size)  # fmt: skip
+    state = app.state.server
+    log = logging.getLogger("unireward.serve")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
-        print(f"warning: serving on {args.host} without --api-key", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        log.warning("serving on %s without --api-key", args.host)
+    log.info("unireward serve: http://%s:%d model=%s names=%s batch_size=%d drain_timeout=%gs %s",
+             args.host, args.port, args.model, ",".join(state.names), args.batch_size, args.drain_timeout,
+             limits.summary())  # fmt: skip
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                            timeout_graceful_shutdown=max(1, int(args.drain_timeout) + 1))  # fmt: skip
+    server = _draining_server(config, state, args.drain_timeout)
+    server.run()
     return 0
+
+
+def _draining_server(config: Any, state: Any, drain_timeout: float) -> Any:
+    """uvicorn's server whose SIGTERM/SIGINT first refuses new work (503), lets in-flight requests
+    finish for ``drain_timeout`` seconds, then stops the running batch and fails what is left."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not state.draining:
+                state.draining = True
+                logging.getLogger("unireward.serve").info(
+                    "draining: %d requests in flight, stopping them after %gs", state.active, drain_timeout
+                )
+                timer = threading.Timer(drain_timeout, state.scheduler.close)
+                timer.daemon = True
+                timer.start()
+            super().handle_exit(sig, frame)
+
+    return Server(config)

@@ -1,0 +1,155 @@
+"""``/v1/judge`` (one pair), ``/v1/score`` (pointwise) and ``/v1/rewards`` (a group's rewards)."""
+
+# No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.
+
+from typing import Any
+
+from fastapi import Request
+
+from unireward.judge.generator import Group, group_rewards
+from unireward.protocol.tasks import Task
+from unireward.serve.decode import MediaDecoder
+from unireward.serve.errors import ApiError
+from unireward.serve.sampling import parse_sampling
+from unireward.serve.scheduler import Scope
+from unireward.serve.state import ServerState
+
+
+def parse_task(data: dict[str, Any]) -> Task:
+    try:
+        return Task.parse(data.get("task", ""))
+    except ValueError as e:
+        raise ApiError(400, str(e), "bad_task", "task") from None
+
+
+def text_field(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, f"{key!r} must be a non-empty string", "bad_parameter", key)
+    return value
+
+
+def media_count(task: Task, refs: list[Any]) -> tuple[int, int]:
+    """Images (frames of frame lists included) and video files among ``refs``."""
+    if not task.is_video:
+        return len(refs), 0
+    frames = sum(len(r) for r in refs if isinstance(r, list))
+    return frames, sum(1 for r in refs if not isinstance(r, list))
+
+
+def public(d: dict[str, Any]) -> dict[str, Any]:
+    if not d.get("swapped_samples"):
+        d.pop("swapped_samples", None)
+    return d
+
+
+def pointwise_rewards(scores: list[float | None]) -> list[float]:
+    """Pointwise rewards: the parsed score, or the mean of the parsed ones for an unparsed answer
+    (a neutral advantage, as a tie is in pairwise mode); 0.0 when nothing parsed.
+
+    >>> pointwise_rewards([8.0, None, 6.0]), pointwise_rewards([None])
+    ([8.0, 7.0, 6.0], [0.0])
+    """
+    valid = [s for s in scores if s is not None]
+    fill = sum(valid) / len(valid) if valid else 0.0
+    return [float(s) if s is not None else fill for s in scores]
+
+
+class _Inputs:
+    """A request's task, prompt, candidates and reference, validated; media decoded in the pool."""
+
+    def __init__(self, state: ServerState, data: dict[str, Any], n: int | None):
+        self.task = parse_task(data)
+        self.method = data.get("method", "pairwise")
+        if self.method not in ("pairwise", "pointwise"):
+            raise ApiError(400, f"method must be 'pairwise' or 'pointwise', got {self.method!r}", "bad_parameter", "method")
+        self.both_orders = data.get("both_orders", False)
+        if not isinstance(self.both_orders, bool):
+            raise ApiError(400, "both_orders must be true or false", "bad_parameter", "both_orders")
+        self.prompt = text_field(data, "prompt")
+        key = "candidate" if n == 1 else "candidates"
+        cands = [data.get("candidate")] if n == 1 else data.get("candidates")
+        if not isinstance(cands, list) or (n is not None and len(cands) != n) or not cands:
+            want = "a list of two items" if n == 2 else "a non-empty list"
+            raise ApiError(400, f"{key!r} must be {want}", "bad_parameter", key)
+        if not self.task.is_generation:
+            if not all(isinstance(c, str) for c in cands):
+                raise ApiError(400, "answers must be strings", "bad_parameter", key)
+            if data.get("reference") is None:
+                raise ApiError(400, f"{self.task.value} needs 'reference'", "bad_parameter", "reference")
+        media = cands if self.task.is_generation else [data["reference"]]
+        n_images, n_videos = media_count(self.task, media)
+        lim = state.limits
+        if n_images > lim.max_images:
+            raise ApiError(413, f"too many images: {n_images}, above the limit of {lim.max_images} (video frames "
+                                "count as images; --max-images)", "too_many_images")  # fmt: skip
+        self.cands, self.media = cands, media
+        self.state = state
+        self.data: dict[str, Any] = data
+        self.scope = Scope()
+        # media share the vision budget as the judge shares it: per pair for a group of candidates
+        per_pair = min(2, len(media)) / len(media)
+        self.decoder = MediaDecoder(lim, state.judge.budget, state.media_root, state.temporal_patch,
+                                    n_images=round(n_images * per_pair), n_videos=round(n_videos * per_pair))  # fmt: skip
+        self.text = self.prompt + "".join(c for c in cands if isinstance(c, str))
+
+    def decode(self) -> tuple[list[Any], Any]:
+        """(candidates, reference) with media decoded; tokens of the text are checked first."""
+        self.state.check_prompt_tokens(self.state.text_tokens(self.text))
+        dec, task = self.decoder, self.task
+        one = dec.video if task.is_video else dec.image
+        if task.is_generation:
+            return [one(c, f"candidates[{i}]") for i, c in enumerate(self.cands)], None
+        return list(self.cands), one(self.media[0], "reference")
+
+
+def register(app: Any, state: ServerState, read_json: Any) -> None:
+    async def prepared(request: Request, n: int | None) -> tuple[_Inputs, Any, list[Any], Any]:
+        """Validate everything, then decode the media; returns the inputs, a scoped judge, media."""
+        data = await read_json(request)
+        state.check_model(data)
+        inputs = _Inputs(state, data, n)
+        scope = Scope()
+        judge = state.scoped_judge(data, parse_sampling(data, state.limits, chat=False), scope)
+        inputs.data, inputs.scope = data, scope
+        cands, reference = await state.decode(inputs.decode)
+        return inputs, judge, cands, reference
+
+    @app.post("/v1/judge")
+    async def judge_pair(request: Request) -> dict[str, Any]:
+        with state.admit():
+            inp, judge, cands, ref = await prepared(request, 2)
+            res = await state.run_judge(request, inp.scope, lambda: judge.compare(inp.task, inp.prompt, *cands, ref))
+        return public(res.to_dict())
+
+    @app.post("/v1/score")
+    async def score(request: Request) -> dict[str, Any]:
+        with state.admit():
+            inp, judge, cands, ref = await prepared(request, 1)
+            res = await state.run_judge(request, inp.scope, lambda: judge.score(inp.task, inp.prompt, cands[0], ref))
+        return public(res.to_dict())
+
+    @app.post("/v1/rewards")
+    async def rewards(request: Request) -> dict[str, Any]:
+        """Rewards for a group of N candidates of one prompt (a GRPO group)."""
+        with state.admit():
+            inp, judge, cands, ref = await prepared(request, None)
+            scope, method, both = inp.scope, inp.method, inp.both_orders
+            task, prompt = inp.task, inp.prompt
+            if method == "pointwise":
+                items = [{"task": task, "prompt": prompt, "candidate": c, "reference": ref} for c in cands]
+                results = await state.run_judge(request, scope, lambda: judge.score_many(items))
+                return {
+                    "method": method,
+                    "rewards": pointwise_rewards([r.score if r.status == "ok" else None for r in results]),
+                    "judgments": [{"index": i, "score": r.score, "status": r.status, "text": r.text}
+                                  for i, r in enumerate(results)],
+                }  # fmt: skip
+            group = Group(task.value, prompt, cands, ref)
+            (out,) = await state.run_judge(request, scope, lambda: group_rewards(judge, [group], both_orders=both))
+        judgments = [
+            {"i": i, "j": j, "winner": None if r.winner is None else (i, j)[r.winner - 1], "preference": r.preference,
+             "status": r.status, "text": r.text}
+            for (i, j), r in sorted(out.judgments.items())
+        ]  # fmt: skip
+        return {"method": method, "rewards": out.rewards, "judgments": judgments}

@@ -136,6 +136,149 @@ def test_huge_video_dimensions_and_file_size_are_refused(videoalign_videos: list
         load_video(videoalign_videos[0], VisionBudget(max_video_frames=50))
 
 
+
+# ---- seeking decode ----------------------------------------------------------------------------
+
+
+def write_video(path: Path, n: int, gop: int, codec: str = "libx264", size: tuple[int, int] = (96, 64), bframes: int = 0, fps: int = 24) -> Path:
+    """A small video whose every frame differs (moving noise), with a keyframe every ``gop`` frames."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(gop + n)
+    base = rng.integers(0, 256, (size[1], size[0] * 2, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        stream.codec_context.gop_size = gop
+        if codec == "libx264":
+            stream.options = {"bf": str(bframes), "preset": "ultrafast" if not bframes else "fast",
+                              "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}  # fmt: skip
+        elif codec == "mpeg4":
+            stream.options = {"bf": str(bframes), "qscale": "3"}
+        for i in range(n):
+            img = np.ascontiguousarray(base[:, i % size[0] : i % size[0] + size[0]])
+            img[: 4 + i % 8, :8] = (i * 37) % 256  # a per-frame mark, so no two frames decode alike
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def full_decode(path: Path) -> list[Image.Image]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_image() for f in c.decode(video=0)]
+
+
+def expected_frames(everything: list[Image.Image], idx: list[int], size: tuple[int, int]) -> list[bytes]:
+    return [everything[i].convert("RGB").resize(size, Image.Resampling.BICUBIC).tobytes() for i in idx]
+
+
+class DecodeCount:
+    """Counts the frames the seeking path decodes (and forbids the sequential path when asked)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, sequential_allowed: bool = True):
+        import unireward.media as media
+
+        self.frames = 0
+        self.seeks = 0
+        self.sequential = 0
+        real_from, real_seq = media._frames_from, media._sequential_decode
+
+        def counting_from(*args: object):
+            self.seeks += 1
+            for frame in real_from(*args):
+                self.frames += 1
+                yield frame
+
+        def seq(*args: object, **kw: object):
+            self.sequential += 1
+            if not sequential_allowed:
+                raise AssertionError("fell back to the sequential decode")
+            return real_seq(*args, **kw)
+
+        monkeypatch.setattr(media, "_frames_from", counting_from)
+        monkeypatch.setattr(media, "_sequential_decode", seq)
+
+
+@pytest.mark.parametrize(
+    ("codec", "gop", "bframes", "suffix"),
+    [("libx264", 12, 0, ".mp4"), ("libx264", 30, 2, ".mp4"), ("libx264", 7, 3, ".mkv"), ("mpeg4", 25, 0, ".mp4"),
+     ("mpeg4", 10, 2, ".avi"), ("mjpeg", 1, 0, ".avi"), ("libvpx-vp9", 16, 0, ".webm")],
+)  # fmt: skip
+def test_seeking_decode_matches_a_full_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str, gop: int, bframes: int, suffix: str) -> None:
+    path = write_video(tmp_path / f"v{suffix}", 150, gop, codec, bframes=bframes)
+    everything = full_decode(path)
+    assert len(everything) == 150
+    count = DecodeCount(monkeypatch, sequential_allowed=False)
+    for budget in (VisionBudget(), VisionBudget(fps=3.0, frames=16), VisionBudget(frames=40), VisionBudget(frames=200)):
+        got = load_video(path, budget)
+        assert got.total == 150
+        assert [g.tobytes() for g in got] == expected_frames(everything, got.indices, got[0].size), (codec, budget)
+    assert count.sequential == 0 and count.seeks > 0
+
+
+def test_seeking_decodes_at_most_a_keyframe_interval_per_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_video(tmp_path / "long.mp4", 480, 24)
+    count = DecodeCount(monkeypatch, sequential_allowed=False)
+    frames = load_video(path)
+    assert len(frames) == 8 and frames.indices[-1] == 479
+    # 8 samples, each at most one keyframe interval (24 frames) past its keyframe: never all 480 frames
+    assert count.frames <= 8 * 24 and count.seeks <= 8
+    assert [f.tobytes() for f in frames] == expected_frames(full_decode(path), frames.indices, frames[0].size)
+
+
+def test_real_videos_reencoded_with_short_keyframe_intervals(videoalign_videos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real footage (B-frames, open GOPs) cut into short keyframe intervals decodes as a full decode does."""
+    import av
+
+    src = next(p for p in videoalign_videos if p.name == "example_3_B.mp4")
+    dst = tmp_path / "reencoded.mp4"
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx264", rate=16)
+        stream.width, stream.height, stream.pix_fmt = 344, 192, "yuv420p"
+        stream.options = {"bf": "3", "preset": "fast", "x264-params": "keyint=9:min-keyint=5:open-gop=1"}
+        for frame in inp.decode(video=0):
+            for packet in stream.encode(frame.reformat(344, 192)):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    everything = full_decode(dst)
+    count = DecodeCount(monkeypatch, sequential_allowed=False)
+    for budget in (VisionBudget(), VisionBudget(fps=2.0), VisionBudget(frames=60)):
+        got = load_video(dst, budget)
+        assert [g.tobytes() for g in got] == expected_frames(everything, got.indices, got[0].size)
+    assert count.seeks > 1
+
+
+def test_streams_without_timestamps_decode_sequentially(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A raw H.264 stream has no container timestamps to seek by: the sequential decode serves it."""
+    raw = write_video(tmp_path / "v.h264", 60, 10)
+    count = DecodeCount(monkeypatch)
+    got = load_video(raw)
+    assert count.sequential == 1 and count.seeks == 0
+    everything = full_decode(raw)
+    assert len(everything) == 60 and got.total == 60
+    assert [g.tobytes() for g in got] == expected_frames(everything, got.indices, got[0].size)
+
+
+def test_a_failing_seek_falls_back_to_the_sequential_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import unireward.media as media
+
+    path = write_video(tmp_path / "v.mp4", 90, 10)
+
+    def broken(*args: object):
+        raise OSError("seek refused")
+        yield  # a generator, as the real one
+
+    monkeypatch.setattr(media, "_frames_from", broken)
+    got = load_video(path)
+    assert [g.tobytes() for g in got] == expected_frames(full_decode(path), got.indices, got[0].size)
+
 # ---- images ----------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ Any problem with a file raises :class:`MediaError` naming it, never a bare decod
 
 from __future__ import annotations
 
+import bisect
 import io
 import math
 import os
@@ -227,6 +228,115 @@ class Frames(list):
         return {"total_num_frames": self.total, "fps": self.fps, "frames_indices": self.indices}
 
 
+
+class _PacketIndex:
+    """Where each stored frame of a stream sits: presentation timestamps in display order (frame ``i``
+    of a sequential decode has ``pts[i]`` when the decoder gives one frame per packet) and the
+    keyframes a seek can land on."""
+
+    def __init__(self, records: list[tuple[int | None, int | None, bool]]):
+        self.total = len(records)
+        stamps = [pts for pts, _, _ in records]
+        # Seeking needs every frame named by a distinct timestamp and a keyframe to start from;
+        # streams without (raw streams, some AVI) are decoded from the start.
+        self.seekable = (
+            self.total > 0 and records[0][2] and None not in stamps and len(set(stamps)) == self.total
+            and sum(key for _, _, key in records) > 1
+        )
+        self.pts: list[int] = sorted(stamps) if self.seekable else []  # type: ignore[arg-type]
+        self.position = {pts: i for i, pts in enumerate(self.pts)}
+        # For each keyframe: its display position and the timestamp to seek to. A demuxer's index may
+        # be keyed by decode or presentation time; the smaller of the two never lands after the keyframe.
+        keys = sorted(
+            (self.position[pts], min(pts, dts if dts is not None else pts))
+            for pts, dts, key in records if key and self.seekable
+        )
+        self.key_positions = [k for k, _ in keys]
+        self.key_seek = [t for _, t in keys]
+
+    @classmethod
+    def read(cls, container: Any, stream: Any, limit: int, path: Path) -> _PacketIndex:
+        records: list[tuple[int | None, int | None, bool]] = []
+        for packet in container.demux(stream):
+            if packet.size:
+                records.append((packet.pts, packet.dts, bool(packet.is_keyframe)))
+                if len(records) > limit:
+                    raise MediaError(path, f"more than max_video_frames={limit} frames")
+        return cls(records)
+
+    def keyframe_before(self, i: int) -> int:
+        """Which keyframe (its number among keyframes) a decode reaching display position ``i`` starts from."""
+        return max(bisect.bisect_right(self.key_positions, i) - 1, 0)
+
+
+def _frames_from(container: Any, stream: Any, timestamp: int) -> Any:
+    container.seek(timestamp, stream=stream, backward=True, any_frame=False)
+    for packet in container.demux(stream):
+        yield from packet.decode()
+
+
+def _seek_decode(container: Any, stream: Any, index: _PacketIndex, idx: list[int], convert: Any) -> dict[int, Image.Image] | None:
+    """The frames at display positions ``idx``, seeking to the keyframe before each and decoding forward
+    only to it; ``None`` when the stream does not behave as its index says (a timestamp the index does
+    not hold, a frame skipped or missing, a seek that fails), so the caller decodes sequentially."""
+    kept: dict[int, Image.Image] = {}
+    frames: Any = None
+    at = -1  # display position of the last decoded frame
+    try:
+        for i in sorted(set(idx)):
+            k = index.keyframe_before(i)
+            # Decoding on is cheaper than seeking while the target's keyframe is not past us.
+            if frames is None or index.key_positions[k] > at:
+                frames = _frames_from(container, stream, index.key_seek[k])
+                at = -1
+            for frame in frames:
+                pos = index.position.get(frame.pts) if frame.pts is not None else None
+                if pos is None or pos > i or (at >= 0 and pos != at + 1):
+                    return None
+                at = pos
+                if pos == i:
+                    kept[i] = convert(frame)
+                    break
+            else:
+                return None
+    except Exception:  # a decoder or seek error: the sequential decode reports it in its own words
+        return None
+    return kept
+
+
+def _sequential_decode(path: Path, total: int, idx: list[int], convert: Any) -> dict[int, Image.Image]:
+    """Frames at positions ``idx`` by decoding from the start: the reference the seeking path matches.
+    It opens the file afresh: some streams (raw H.264) cannot seek back to their start."""
+    import av
+
+    wanted = set(idx)
+    kept: dict[int, Image.Image] = {}
+    decoded = 0
+    last: Any = None
+    reached = False  # stopped after the last wanted frame rather than by running out of frames
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(container.streams.video[0]):
+                if decoded in wanted:
+                    kept[decoded] = convert(frame)
+                last = frame
+                decoded += 1
+                if decoded >= total or decoded > max(wanted):
+                    reached = True
+                    break
+    except Exception as e:
+        raise MediaError(path, f"corrupt video data after {decoded} frames ({type(e).__name__}: {e})") from None
+    if decoded == 0:
+        raise MediaError(path, "no decodable frames")
+    if not reached and decoded < total - max(2, total // 20):
+        raise MediaError(path, f"corrupt: {total} frames stored, only {decoded} decode")
+    # A decoder may return a frame or two fewer than the packets; reuse the last one.
+    if len(kept) < len(wanted):
+        tail = convert(last)
+        kept.update({i: tail for i in wanted if i not in kept})
+    return kept
+
+
 def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = None, n_videos: int = 1) -> Frames:
     """Frames of a video: ``budget.frames`` uniformly sampled (or at ``budget.fps``, capped at ``frames``),
     each resized so all frames of ``n_videos`` videos share ``max_total_pixels``; returned as
@@ -263,19 +373,15 @@ def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = Non
             raise MediaError(path, f"video declares {declared} frames, above max_video_frames")
         stated_fps = float(stream.average_rate or 0) or None
         native_fps = stated_fps or 25.0  # for fps sampling only; the frames report an unknown rate
-        # Count the frames from the packets (cheap, no decoding), choose the indices, then decode
-        # once keeping only the chosen frames: memory stays at `frames` images whatever the length.
+        # Index the packets (cheap, no decoding), choose the indices, then decode only what they need:
+        # memory stays at `frames` images whatever the length.
         try:
-            total = 0
-            for packet in container.demux(stream):
-                if packet.size:
-                    total += 1
-                    if total > budget.max_video_frames:
-                        raise MediaError(path, f"more than max_video_frames={budget.max_video_frames} frames")
+            index = _PacketIndex.read(container, stream, budget.max_video_frames, path)
         except MediaError:
             raise
         except Exception as e:
             raise MediaError(path, f"corrupt video container ({type(e).__name__}: {e})") from None
+        total = index.total
         if total == 0:
             raise MediaError(path, "no video frames")
         if declared and total < declared - max(2, declared // 20):
@@ -285,28 +391,14 @@ def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = Non
         else:
             idx = sample_indices(total, budget.frames)
         per = budget.per_image_max(len(idx) * n_videos)
-        wanted = set(idx)
-        kept: dict[int, Image.Image] = {}
-        decoded = 0
-        last: Any = None
-        try:
-            container.seek(0, stream=stream)
-            for frame in container.decode(stream):
-                if decoded in wanted:
-                    kept[decoded] = _resize(frame.to_image().convert("RGB"), budget, per)
-                last = frame
-                decoded += 1
-                if decoded >= total:
-                    break
-        except Exception as e:
-            raise MediaError(path, f"corrupt video data after {decoded} frames ({type(e).__name__}: {e})") from None
-        if decoded == 0:
-            raise MediaError(path, "no decodable frames")
-        if decoded < total - max(2, total // 20):
-            raise MediaError(path, f"corrupt: {total} frames stored, only {decoded} decode")
-        # A decoder may return a frame or two fewer than the packets; reuse the last one.
-        tail = _resize(last.to_image().convert("RGB"), budget, per) if len(kept) < len(idx) else None
-        return Frames((kept.get(i, tail) for i in idx), indices=idx, fps=stated_fps, total=total)
+
+        def convert(frame: Any) -> Image.Image:
+            return _resize(frame.to_image().convert("RGB"), budget, per)
+
+        kept = _seek_decode(container, stream, index, idx, convert) if index.seekable else None
+        if kept is None:
+            kept = _sequential_decode(path, total, idx, convert)
+        return Frames((kept[i] for i in idx), indices=idx, fps=stated_fps, total=total)
     finally:
         container.close()
 

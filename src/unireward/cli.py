@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "unireward.data.cli",
     "unireward.train.cli",
     "unireward.eval.cli",
+    "unireward.app.cli",
 )
 
 

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.unireward-installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,7 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# The app's browser tests drive the system's Chromium (Debian's package; installed once, as root).
+browser:
+	./.ci/install-chromium.sh
+
+test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/ruff check src tests benchmarks
 	# pytest exits 5 when it collected nothing: for us that is a broken suite, never a pass.
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q; rc=$$?; \

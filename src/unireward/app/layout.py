@@ -156,7 +156,8 @@ def build_app(judge: Judge, settings: AppSettings | None = None) -> gr.Blocks:
             task = gr.Dropdown(task_names, value=first.value, label="Task", elem_id="ur-task")
             mode = gr.Radio([m.value for m in Mode], value="pairwise", label="Mode", elem_id="ur-mode")
             family = gr.Dropdown(families("pairwise"), value=opts.template_family or DEFAULT_FAMILY[Mode.PAIRWISE],
-                                 label="Template family", elem_id="ur-family")  # fmt: skip
+                                 label="Template family", elem_id="ur-family",
+                                 allow_custom_value=True)  # API clients pick any family; the request checks its mode  # fmt: skip
         with gr.Row():
             swap = gr.Checkbox(value=opts.swap, label="Swap: judge both orders", elem_id="ur-swap")
             samples = gr.Slider(1, 16, value=opts.num_samples, step=1, label="Samples (majority vote)", elem_id="ur-samples")
@@ -186,9 +187,9 @@ def build_app(judge: Judge, settings: AppSettings | None = None) -> gr.Blocks:
         table = gr.HTML(elem_id="ur-table")
         votes = gr.HTML(elem_id="ur-votes")
         with gr.Accordion("Reasoning", open=False, elem_id="ur-reasoning-box"):
-            reasoning = gr.Textbox(show_label=False, lines=10, interactive=False, elem_id="ur-reasoning")
+            reasoning = gr.Textbox(show_label=False, lines=4, max_lines=40, interactive=False, elem_id="ur-reasoning")
         with gr.Accordion("Raw output", open=False, elem_id="ur-raw-box"):
-            raw = gr.Textbox(show_label=False, lines=10, interactive=False, elem_id="ur-raw")
+            raw = gr.Textbox(show_label=False, lines=4, max_lines=40, interactive=False, elem_id="ur-raw")
         with gr.Accordion("JSON (what `unireward judge` prints)", open=False):
             result = gr.JSON(elem_id="ur-json")
 

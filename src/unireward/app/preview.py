@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 
+from unireward.app.render import short_paths
 from unireward.judge.judge import load_medium
 from unireward.media import Frames, MediaError, VisionBudget
 from unireward.protocol.tasks import Task
@@ -49,7 +50,7 @@ def error_message(e: MediaError) -> str:
     >>> error_message(MediaError("/tmp/gradio/0a1b/bad.mp4", "no video stream"))
     'bad.mp4: no video stream'
     """
-    return f"{display_name(e.source)}: {e.reason}"
+    return f"{display_name(e.source)}: {short_paths(e.reason)}"
 
 
 def _source_size(path: str) -> tuple[int, int] | None:
@@ -73,7 +74,7 @@ def see(path: str | None, task: Task, budget: VisionBudget, n: int) -> Seen | No
     except MediaError as e:
         return Seen(summary="", error=error_message(e))
     except (OSError, ValueError) as e:
-        return Seen(summary="", error=f"{display_name(path)}: {e}")
+        return Seen(summary="", error=f"{display_name(path)}: {short_paths(str(e))}")
     if isinstance(medium, Frames):
         times = medium.timestamps()
         caps = [f"frame {i}" + (f" · {times[k]:.2f} s" if times else "") + f" · {f.width}×{f.height}"

@@ -7,6 +7,7 @@ sees and what an API client gets cannot disagree. All model and user text is HTM
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -25,6 +26,18 @@ def _fmt(x: Any) -> str:
         return "–"
     x = float(x)
     return str(int(x)) if x.is_integer() else f"{x:g}"
+
+
+_PATH_RE = re.compile(r"(?:/[^\s/'\"]+)+/([^\s/'\"]+)")
+
+
+def short_paths(text: str) -> str:
+    """Folders dropped from file paths, for display: uploads live in long temporary folders.
+
+    >>> short_paths("/tmp/gradio/9f3e/bad.mp4: cannot open video (input: '/tmp/gradio/9f3e/bad.mp4')")
+    "bad.mp4: cannot open video (input: 'bad.mp4')"
+    """
+    return _PATH_RE.sub(lambda m: m.group(1), text)
 
 
 def _rows(payload: Payload) -> list[dict[str, Any]]:
@@ -62,7 +75,7 @@ def verdict_html(payload: Payload, task: Task | str) -> str:
         parts = []
         for i, row in enumerate(_rows(payload), 1):
             if row.get("error"):
-                parts.append(f"{noun} {i}: <span class='ur-error'>{escape(row['error'])}</span>")
+                parts.append(f"{noun} {i}: <span class='ur-error'>{escape(short_paths(row['error']))}</span>")
             elif row.get("score") is None:
                 parts.append(f"{noun} {i}: no score ({escape(row.get('reason') or row.get('status') or '')})")
             else:
@@ -72,7 +85,7 @@ def verdict_html(payload: Payload, task: Task | str) -> str:
         return f'<div class="ur-verdict" data-winner="{w or ""}">{head}{"<br>".join(parts)}</div>'
     row = payload
     if row.get("error"):
-        return f'<div class="ur-verdict ur-error" data-winner=""><b>Error</b>: {escape(str(row["error"]))}</div>'
+        return f'<div class="ur-verdict ur-error" data-winner=""><b>Error</b>: {escape(short_paths(str(row["error"])))}</div>'
     w = row.get("winner")
     if w is None:
         why = escape(str(row.get("reason") or row.get("status") or ""))
@@ -154,7 +167,7 @@ def score_table_html(payload: Payload, task: Task | str) -> str:
             note = "Totals stated; no verdict to compare them with."
         else:
             note = f"Stated totals agree with the verdict: {'yes' if consistent else 'no'}."
-        if not row.get("dimensions") and row.get("votes") and len(row["votes"]) > 1:  # type: ignore[union-attr]
+        if row.get("winner") and not row.get("dimensions") and len(row.get("votes") or []) > 1:  # type: ignore[union-attr]
             note += " (Per-dimension scores are shown only when a forward-order sample carries the verdict.)"
     if not body:
         return f'<div class="ur-scores"><p>No per-dimension scores in the output.</p><p class="ur-consistency">{escape(note)}</p></div>'

@@ -1,0 +1,165 @@
+"""The app without a browser: request validation, the preview is what the model receives, the named
+``judge`` endpoint returns the CLI's JSON (through gradio_client), basic auth, the CLI entry."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from unireward.app.judging import JudgeRequest
+from unireward.app.preview import seen_media
+from unireward.data.synthetic import draw_shape, write_video
+from unireward.judge.backends import Backend, TransformersBackend
+from unireward.judge.judge import Judge
+from unireward.judge.options import JudgeOptions
+from unireward.judge.request import media_inputs
+from unireward.media import VisionBudget
+from unireward.protocol.tasks import Task
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Recording(Backend):
+    """Passes requests to the real backend and keeps the messages it was given."""
+
+    def __init__(self, inner: Backend):
+        self.inner, self.budget, self.name = inner, inner.budget, inner.name
+        self.messages: list[list[dict[str, Any]]] = []
+
+    def generate(self, messages_list: list, params: Any) -> list:
+        self.messages.extend(messages_list)
+        return self.inner.generate(messages_list, params)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real-sized files: 1024x768 photos-sized PNGs and 384-px mp4s of 20 frames at 8 fps."""
+    root = tmp_path_factory.mktemp("app-media")
+    out = {}
+    for name, colour in (("red", "red"), ("blue", "blue")):
+        out[f"{name}.png"] = root / f"{name}.png"
+        draw_shape("circle", colour, 384).resize((1024, 768)).save(out[f"{name}.png"])
+        out[f"{name}.mp4"] = root / f"{name}.mp4"
+        write_video(out[f"{name}.mp4"], [draw_shape("square", colour if i < 10 else "green", 384) for i in range(20)], 8)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_judge(tiny_model: Path) -> Judge:
+    return Judge(Recording(TransformersBackend.load(str(tiny_model))), JudgeOptions(max_new_tokens=24))
+
+
+def test_request_validation_names_the_field() -> None:
+    with pytest.raises(ValueError, match="caption is empty"):
+        JudgeRequest(Task.IMAGE_GENERATION, "  ", ("a.png", "b.png"))
+    with pytest.raises(ValueError, match="candidate 2 has no file"):
+        JudgeRequest(Task.IMAGE_GENERATION, "a cat", ("a.png", None))
+    with pytest.raises(ValueError, match="candidate 1 has no answer"):
+        JudgeRequest(Task.IMAGE_UNDERSTANDING, "what?", ("", "b"), reference="r.png")
+    with pytest.raises(ValueError, match="needs a reference video"):
+        JudgeRequest(Task.VIDEO_UNDERSTANDING, "what?", ("a", "b"))
+    with pytest.raises(ValueError, match="is pointwise, not pairwise"):
+        JudgeRequest(Task.IMAGE_GENERATION, "a cat", ("a.png", "b.png"), template_family="unireward-pointwise")
+    with pytest.raises(ValueError, match="temperature above 0"):
+        JudgeRequest(Task.IMAGE_GENERATION, "a cat", ("a.png", "b.png"), num_samples=3)
+    # pointwise scores candidate 1, and candidate 2 only when given
+    assert JudgeRequest(Task.IMAGE_GENERATION, "a cat", ("a.png", None), pointwise=True).candidates == ("a.png", None)
+
+
+@pytest.mark.parametrize("kind", ["png", "mp4"])
+def test_preview_is_exactly_what_the_model_receives(tiny_judge: Judge, media: dict[str, Path], kind: str) -> None:
+    task = Task.IMAGE_GENERATION if kind == "png" else Task.VIDEO_GENERATION
+    a, b = str(media[f"red.{kind}"]), str(media[f"blue.{kind}"])
+    seen = seen_media(task, (a, b), None, tiny_judge.budget)
+    rec: Recording = tiny_judge.backend  # type: ignore[assignment]
+    rec.messages.clear()
+    tiny_judge.compare(task, "a red shape", a, b)
+    images, videos = media_inputs(rec.messages[0])
+    given = images if kind == "png" else videos
+    assert len(given) == 2
+    for slot, medium in zip(("candidate_1", "candidate_2"), given, strict=True):
+        frames = medium if kind == "mp4" else [medium]
+        shown = seen[slot].frames
+        assert len(shown) == len(frames) == (1 if kind == "png" else tiny_judge.budget.frames)
+        for x, y in zip(shown, frames, strict=True):
+            assert x.size == y.size and np.array_equal(np.asarray(x), np.asarray(y))
+    if kind == "mp4":  # captions say which source frames and when
+        assert seen["candidate_1"].captions[-1].startswith("frame 19 · 2.38 s")
+        assert seen["candidate_1"].summary.startswith("8 of 20 frames at 8 fps")
+    else:
+        assert "(file 1024×768)" in seen["candidate_1"].summary
+
+
+def test_preview_reports_bad_media_by_name(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    seen = seen_media(Task.IMAGE_GENERATION, (str(bad), None), None, VisionBudget())
+    assert seen["candidate_1"].error.startswith("broken.png: cannot decode image")
+    assert not seen["candidate_1"].frames and seen["candidate_2"] is None
+    seen = seen_media(Task.VIDEO_UNDERSTANDING, ("an answer", "another"), str(empty), VisionBudget())
+    assert seen["reference"].error == "empty.mp4: file is empty"
+
+
+def _cli_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, Any]:
+    from unireward.cli import main
+
+    capsys.readouterr()
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_judge_endpoint_returns_the_cli_json(
+    tiny_model: Path, tiny_judge: Judge, media: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gradio_client import Client, handle_file
+
+    from unireward.app.layout import AppSettings
+    from unireward.app.server import ServerOptions, serve
+
+    port = free_port()
+    app = serve(tiny_judge, ServerOptions(port=port, auth=("ana", "pw"), examples=False), AppSettings(), block=False)
+    try:
+        import httpx
+
+        assert httpx.get(f"http://127.0.0.1:{port}/config").status_code == 401  # basic auth holds
+        client = Client(f"http://127.0.0.1:{port}/", auth=("ana", "pw"), verbose=False)
+        assert "/judge" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        a, b = str(media["red.png"]), str(media["blue.png"])
+        common = dict(template_family="unifiedreward-think", swap=True, num_samples=1, temperature=0.0,
+                      max_new_tokens=24, prompt="a red circle", answer_1="", answer_2="", reference=None)  # fmt: skip
+        got = client.predict(task="image_generation", mode="pairwise", candidate_1=handle_file(a),
+                             candidate_2=handle_file(b), api_name="/judge", **common)  # fmt: skip
+        want = _cli_json(capsys, ["judge", "--model", str(tiny_model), "--task", "image_generation", "--prompt",
+                                  "a red circle", "--candidate", a, "--candidate", b, "--swap", "--max-new-tokens", "24"])  # fmt: skip
+        assert got == want
+        assert len(got["votes"]) == 2 and len(got["swapped_samples"]) == 1
+        got = client.predict(task="image_generation", mode="pointwise", candidate_1=handle_file(a),
+                             candidate_2=None, api_name="/judge", **{**common, "template_family": "unireward-pointwise"})  # fmt: skip
+        want = _cli_json(capsys, ["judge", "--model", str(tiny_model), "--task", "image_generation", "--prompt",
+                                  "a red circle", "--candidate", a, "--pointwise", "--max-new-tokens", "24"])  # fmt: skip
+        assert got == [want]
+    finally:
+        app.close()
+
+
+def test_cli_registers_app_and_refuses_missing_model(capsys: pytest.CaptureFixture[str]) -> None:
+    from unireward.cli import build_parser, main
+
+    args = build_parser().parse_args(["app", "--model", "m"])
+    assert (args.host, args.port, args.auth) == ("127.0.0.1", 7860, None)
+    assert main(["app"]) == 2
+    err = json.loads(capsys.readouterr().err)
+    assert "give --model" in err["message"]
+    assert main(["app", "--model", "m", "--auth", "nopassword"]) == 2
+    assert "USER:PASSWORD" in capsys.readouterr().err

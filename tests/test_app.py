@@ -163,3 +163,23 @@ def test_cli_registers_app_and_refuses_missing_model(capsys: pytest.CaptureFixtu
     assert "give --model" in err["message"]
     assert main(["app", "--model", "m", "--auth", "nopassword"]) == 2
     assert "USER:PASSWORD" in capsys.readouterr().err
+
+
+def test_app_over_unireward_serve(tiny_model: Path, media: dict[str, Path]) -> None:
+    """``--base-url`` at ``unireward serve`` without ``--model``: the served name is looked up, and a
+    video pair is judged over HTTP with the frames the preview shows."""
+    from unireward.app.cli import make_judge
+    from unireward.app.judging import run_request
+    from unireward.cli import build_parser
+    from unireward.serve import create_app
+    from unireward.train.teacher import BackgroundServer
+
+    server_judge = Judge(TransformersBackend.load(str(tiny_model)), JudgeOptions(max_new_tokens=24))
+    with BackgroundServer(create_app(server_judge, model_name="tiny-judge")) as srv:
+        args = build_parser().parse_args(["app", "--base-url", srv.base_url, "--max-new-tokens", "24"])
+        judge, model = make_judge(args)
+        assert model == "tiny-judge" and judge.backend.name == f"tiny-judge@{srv.base_url}"
+        a, b = str(media["red.mp4"]), str(media["blue.mp4"])
+        row = run_request(judge, JudgeRequest(Task.VIDEO_GENERATION, "a red square turning green", (a, b), swap=True))
+    assert row["error"] is None and row["task"] == "video_generation"
+    assert len(row["samples"]) == 1 and len(row["swapped_samples"]) == 1 and len(row["votes"]) == 2

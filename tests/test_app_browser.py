@@ -224,3 +224,15 @@ def test_local_model_swap_and_samples(open_page: Any, tiny_app: Any, files: dict
     page.page.locator("#ur-raw-box").get_by_text("Raw output").click()
     raw = page.page.locator("#ur-raw textarea").input_value()
     assert "--- as given, sample 2 ---" in raw and "--- swapped, sample 1 ---" in raw
+
+
+def test_local_model_pointwise(open_page: Any, tiny_app: Any, files: dict[str, Path]) -> None:
+    page = open_page(tiny_app)
+    page.page.locator("#ur-mode").get_by_text("pointwise").click()
+    page.page.wait_for_function("document.querySelector('#ur-family input').value === 'unireward-pointwise'")
+    page.upload("1", files["yellow.png"])
+    page.page.locator("#ur-prompt textarea").fill("a yellow star")
+    verdict = page.judge()
+    # one candidate given: one score line (a number or why there is none), and the overall-score row
+    assert verdict.startswith("Image 1:") and "Image 2" not in verdict
+    assert page.table()[-1][:2] == ["Overall score", verdict.split("Image 1: ")[1].split("/10")[0] if "/10" in verdict else "–"]

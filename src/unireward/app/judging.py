@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from unireward.app.preview import uses_reference
 from unireward.judge.cli import result_row
 from unireward.judge.judge import Judge
 from unireward.protocol.tasks import Mode, Task
@@ -20,7 +21,8 @@ from unireward.protocol.templates import get_family
 
 @dataclass
 class JudgeRequest:
-    """What the form holds, validated on construction (messages name the field to fix)."""
+    """What the form holds, validated on construction (messages name the field to fix). A reference
+    the task does not use is ignored: the page hides, but keeps, the fields of other tasks."""
 
     task: Task
     prompt: str
@@ -45,7 +47,9 @@ class JudgeRequest:
         for i, c in enumerate(self.candidates[: 1 if self.pointwise else 2], 1):
             if c is None:
                 raise ValueError(f"candidate {i} has no {noun}")
-        if not self.task.is_generation and not self.reference:
+        if not uses_reference(self.task):
+            self.reference = None  # the form keeps a hidden reference when the task changes
+        elif not self.reference:
             raise ValueError(f"{self.task.value} needs a reference {'video' if self.task.is_video else 'image'}")
         if self.template_family:
             fam = get_family(self.template_family)

@@ -23,7 +23,7 @@ import gradio as gr  # noqa: E402
 from unireward.app import render  # noqa: E402
 from unireward.app.examples import Example  # noqa: E402
 from unireward.app.judging import JudgeRequest, run_request  # noqa: E402
-from unireward.app.preview import Seen, seen_media  # noqa: E402
+from unireward.app.preview import Seen, seen_media, uses_reference  # noqa: E402
 from unireward.judge.judge import Judge  # noqa: E402
 from unireward.protocol.tasks import Mode, Task, candidate_noun  # noqa: E402
 from unireward.protocol.templates import DEFAULT_FAMILY, get_family, list_families  # noqa: E402
@@ -92,12 +92,13 @@ def build_app(judge: Judge, settings: AppSettings | None = None) -> gr.Blocks:
     def form_for_task(task: str) -> list[Any]:
         t = Task.parse(task)
         noun = candidate_noun(t)
-        gen = t.is_generation
-        ref_kind = "video" if t.is_video else "image"
+        gen, ref = t.is_generation, uses_reference(t)
+        edit = gen and ref  # candidates are edits of the reference (the source image)
+        ref_label = "Source image" if edit else f"Reference {'video' if t.is_video else 'image'}"
         return [
-            gr.update(label="Caption" if gen else "Question"),
-            gr.update(visible=not gen, label=f"Reference {ref_kind}"),
-            gr.update(visible=not gen),
+            gr.update(label="Instruction" if edit else "Caption" if gen else "Question"),
+            gr.update(visible=ref, label=ref_label),
+            gr.update(visible=ref),
             gr.update(visible=gen, label=f"{noun} 1"),
             gr.update(visible=gen, label=f"{noun} 2"),
             gr.update(visible=not gen, label=f"{noun} 1"),

@@ -99,15 +99,29 @@ def seen_media(
 ) -> dict[str, Seen | None]:
     """What the model sees of each slot (``candidate_1``, ``candidate_2``, ``reference``).
 
-    Generation candidates share one request in pairwise mode (the budget is split between them); in
-    pointwise mode each is its own request. An understanding task's reference is alone in its request.
+    The media of one request share its budget: both candidates of a pair (and the source image of an
+    edit); in pointwise mode each candidate is its own request. An understanding task's reference is
+    alone in its request, its candidates being text.
     """
     task = Task.parse(task)
     out: dict[str, Seen | None] = {"candidate_1": None, "candidate_2": None, "reference": None}
-    if task.is_generation:
-        n = 1 if pointwise else 2
-        for slot, path in zip(("candidate_1", "candidate_2"), candidates, strict=True):
-            out[slot] = see(path, task, budget, n)
-    else:
+    ref = uses_reference(task)
+    if not task.is_generation:
         out["reference"] = see(reference, task, budget, 1)
+        return out
+    n = (1 if pointwise else 2) + ref
+    for slot, path in zip(("candidate_1", "candidate_2"), candidates, strict=True):
+        out[slot] = see(path, task, budget, n)
+    if ref:
+        out["reference"] = see(reference, task, budget, n)
     return out
+
+
+def uses_reference(task: Task) -> bool:
+    """Whether a request carries a reference medium besides the candidates (the image or video an
+    understanding question is about; an edit's source image).
+
+    >>> uses_reference(Task.IMAGE_UNDERSTANDING), uses_reference(Task.VIDEO_GENERATION)
+    (True, False)
+    """
+    return bool(getattr(task, "uses_reference", not task.is_generation))

@@ -14,7 +14,7 @@ import pytest
 from unireward.app.judging import JudgeRequest
 from unireward.app.preview import seen_media
 from unireward.data.synthetic import draw_shape, write_video
-from unireward.judge.backends import Backend, TransformersBackend
+from unireward.judge.backends import Backend, BatchingBackend, TransformersBackend
 from unireward.judge.judge import Judge
 from unireward.judge.options import JudgeOptions
 from unireward.judge.request import media_inputs
@@ -55,7 +55,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def tiny_judge(tiny_model: Path) -> Judge:
-    return Judge(Recording(TransformersBackend.load(str(tiny_model))), JudgeOptions(max_new_tokens=24))
+    # as `unireward app` builds it: concurrent users' requests merged by one batching worker
+    return Judge(BatchingBackend(Recording(TransformersBackend.load(str(tiny_model)))), JudgeOptions(max_new_tokens=24))
 
 
 def test_request_validation_names_the_field() -> None:
@@ -80,7 +81,7 @@ def test_preview_is_exactly_what_the_model_receives(tiny_judge: Judge, media: di
     task = Task.IMAGE_GENERATION if kind == "png" else Task.VIDEO_GENERATION
     a, b = str(media[f"red.{kind}"]), str(media[f"blue.{kind}"])
     seen = seen_media(task, (a, b), None, tiny_judge.budget)
-    rec: Recording = tiny_judge.backend  # type: ignore[assignment]
+    rec: Recording = tiny_judge.backend.inner  # type: ignore[attr-defined]
     rec.messages.clear()
     tiny_judge.compare(task, "a red shape", a, b)
     images, videos = media_inputs(rec.messages[0])
@@ -149,6 +150,11 @@ def test_judge_endpoint_returns_the_cli_json(
         want = _cli_json(capsys, ["judge", "--model", str(tiny_model), "--task", "image_generation", "--prompt",
                                   "a red circle", "--candidate", a, "--pointwise", "--max-new-tokens", "24"])  # fmt: skip
         assert got == [want]
+        # two users at once: both go through the queue and the shared judge, neither disturbs the other
+        jobs = [client.submit(task="image_generation", mode="pairwise", candidate_1=handle_file(x),
+                              candidate_2=handle_file(y), api_name="/judge", **common) for x, y in ((a, b), (b, a))]  # fmt: skip
+        rows = [j.result(timeout=120) for j in jobs]
+        assert [r["error"] for r in rows] == [None, None] and all(len(r["votes"]) == 2 for r in rows)
     finally:
         app.close()
 

@@ -151,7 +151,8 @@ def build_app(judge: Judge, settings: AppSettings | None = None) -> gr.Blocks:
                 render.reasoning_text(payload), render.raw_text(payload)]  # fmt: skip
 
     first = Task.parse(task_names[0])
-    with gr.Blocks(title=settings.title) as app:
+    # Uploads are deleted after a day, and all of them when the server stops.
+    with gr.Blocks(title=settings.title, delete_cache=(3600, 86400)) as app:
         gr.Markdown(f"## {escape(settings.title)}" + (f" · `{settings.model_name}`" if settings.model_name else ""))
         with gr.Row():
             task = gr.Dropdown(task_names, value=first.value, label="Task", elem_id="ur-task")

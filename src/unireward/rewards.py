@@ -19,6 +19,7 @@ from typing import Any
 
 from unireward.protocol.parser import parse_judgment
 from unireward.protocol.tasks import Task, answer_label
+from unireward.remote_reward import RemoteGroupReward  # noqa: F401  (a generator's reward, served)
 
 _VERDICT_NOUN = re.compile(r"\b(Image|Video|Answer) [12] is better\b")
 

@@ -8,9 +8,18 @@
    ``num_return_sequences=G`` against G sequential calls.
 
 Every generation has a fixed length (``min_new_tokens = max_new_tokens``), so both sides do the
-same amount of decoding and random weights do not stop early.
+same amount of decoding and random weights do not stop early. Each side runs ``--repeats`` times
+(median and range, paired ratios), on the machine recorded by ``_harness``.
 
-    python benchmarks/judge_throughput.py                       # tiny model, CPU
+Configurations (random weights, the tiny model's tokenizer so token ids match):
+
+* ``tiny``: the test model (text 64 x 2 layers), 16 pairs, 64 new tokens: per-call overhead only.
+* ``mid``: Qwen2.5-VL proportions at ~130M parameters (text 1024 x 8 layers, 8 heads, 2 KV heads,
+  MLP 3.5x; vision 640 x 4 blocks, windowed attention with one full-attention block), float32,
+  ~384x384 images, 8 pairs, 256 new tokens (real chains of thought run to hundreds of tokens).
+* ``7b``: Qwen2.5-VL-7B-Instruct's shape in bf16, for a GPU.
+
+    python benchmarks/judge_throughput.py --config mid          # CPU, the figure docs/benchmarks.md quotes
     python benchmarks/judge_throughput.py --device cuda --config 7b
 """
 
@@ -18,16 +27,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import Bench, add_arguments, machine_line  # noqa: E402
 
 from unireward.judge.backends import SamplingParams, TransformersBackend
 from unireward.judge.options import BatchOptions
@@ -43,6 +53,15 @@ QWEN25_VL_7B = {
                "fullatt_block_indexes": [7, 15, 23, 31], "window_size": 112},
 }  # fmt: skip
 
+# Qwen2.5-VL's proportions at ~130M parameters: what a CPU can run at a length that means something.
+QWEN25_VL_MID = {
+    "text": {"hidden_size": 1024, "intermediate_size": 3584, "num_hidden_layers": 8, "num_attention_heads": 8,
+             "num_key_value_heads": 2, "vocab_size": None, "mrope_section": [16, 24, 24]},
+    "vision": {"depth": 4, "hidden_size": 640, "intermediate_size": 1728, "num_heads": 8,
+               "fullatt_block_indexes": [3], "window_size": 112},
+}  # fmt: skip
+SHAPES = {"mid": QWEN25_VL_MID, "7b": QWEN25_VL_7B}
+
 
 def build_tiny(workdir: Path, seed: int) -> TransformersBackend:
     path = get_family("qwen2_5_vl").build_tiny(workdir / "tiny", seed=seed)
@@ -56,14 +75,15 @@ def build_tiny(workdir: Path, seed: int) -> TransformersBackend:
     return backend
 
 
-def build_7b(workdir: Path, device: str, seed: int) -> TransformersBackend:
-    """Random weights in the 7B shape, with the tiny model's tokenizer and processor (same token ids)."""
+def build_shaped(workdir: Path, device: str, seed: int, shape: dict[str, Any], dtype: torch.dtype) -> TransformersBackend:
+    """Random weights in ``shape``, with the tiny model's tokenizer and processor (same token ids);
+    a ``vocab_size`` of ``None`` keeps the tokenizer's own."""
     from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     fam = get_family("qwen2_5_vl")
     path = fam.build_tiny(workdir / "tok", seed=seed)
     small = json.loads((path / "config.json").read_text())
-    t, v = QWEN25_VL_7B["text"], QWEN25_VL_7B["vision"]
+    t, v = shape["text"], shape["vision"]
     ids = {
         k: small[k]
         for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
@@ -71,7 +91,7 @@ def build_7b(workdir: Path, device: str, seed: int) -> TransformersBackend:
     text_small = small.get("text_config", small)
     config = Qwen2_5_VLConfig(
         text_config={
-            "vocab_size": t["vocab_size"], "hidden_size": t["hidden_size"], "intermediate_size": t["intermediate_size"],
+            "vocab_size": t["vocab_size"] or text_small["vocab_size"], "hidden_size": t["hidden_size"], "intermediate_size": t["intermediate_size"],
             "num_hidden_layers": t["num_hidden_layers"], "num_attention_heads": t["num_attention_heads"],
             "num_key_value_heads": t["num_key_value_heads"], "max_position_embeddings": 32768,
             "bos_token_id": text_small["bos_token_id"], "eos_token_id": text_small["eos_token_id"],
@@ -83,7 +103,15 @@ def build_7b(workdir: Path, device: str, seed: int) -> TransformersBackend:
     )  # fmt: skip
     torch.manual_seed(seed)
     with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
+    if dtype == torch.float32:
+        # The default init (std 0.02) writes one token whatever the prompt; fan-in scaled weights keep
+        # activations in range through the layers and make outputs depend on the prompt.
+        gen = torch.Generator(device=device).manual_seed(seed)
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() >= 2:
+                    p.normal_(0.0, 1.5 / p.shape[-1] ** 0.5, generator=gen)
     model.eval()
     model.generation_config.eos_token_id = [text_small["eos_token_id"]]
     model.generation_config.pad_token_id = text_small["pad_token_id"]
@@ -130,56 +158,52 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn: Any, device: str) -> tuple[Any, float]:
-    _sync(device)
-    t0 = time.perf_counter()
-    out = fn()
-    _sync(device)
-    return out, time.perf_counter() - t0
-
-
-def machine(device: str) -> str:
-    import os
-
-    cpu = f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), torch threads {torch.get_num_threads()}"
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(0)}; {cpu}"
-    return f"{cpu}, no GPU"
+DEFAULTS = {  # pairs, new tokens, image sides
+    "tiny": (16, 64, (56, 224)),
+    "mid": (8, 256, (336, 392)),  # around the official 147456-pixel cap
+    "7b": (16, 256, (336, 392)),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", choices=["tiny", "7b"], default="tiny")
+    ap.add_argument("--config", choices=["tiny", "mid", "7b"], default="tiny")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--pairs", type=int, default=16)
+    ap.add_argument("--pairs", type=int, default=None, help="default: tiny 16, mid 8, 7b 16")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument(
-        "--max-new-tokens", type=int, default=None, help="fixed output length (default: tiny 64, 7b 256)"
-    )
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="fixed output length (default: tiny 64, mid/7b 256)")
     ap.add_argument("--group", type=int, default=8, help="G samples for the sampling benchmark")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json-out", default=None)
+    ap.add_argument("--json-out", default=None, help="also write the flat result dict here")
+    add_arguments(ap)
     args = ap.parse_args(argv)
-    new_tokens = args.max_new_tokens or (64 if args.config == "tiny" else 256)
+    pairs, tokens, sizes = DEFAULTS[args.config]
+    args.pairs = args.pairs or pairs
+    new_tokens = args.max_new_tokens or tokens
     rng = random.Random(args.seed)
+    bench = Bench(f"judge_throughput_{args.config}", args)
+    sync = (lambda: _sync(args.device)) if args.device.startswith("cuda") else None
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.config == "tiny":
             backend = build_tiny(Path(tmp), args.seed)
             backend.model.to(args.device)
-            sizes = (56, 224)
         else:
-            backend = build_7b(Path(tmp), args.device, args.seed)
-            sizes = (336, 392)  # around the official 147456-pixel cap
+            dtype = torch.float32 if args.config == "mid" else torch.bfloat16
+            backend = build_shaped(Path(tmp), args.device, args.seed, SHAPES[args.config], dtype)
+        params_m = sum(p.numel() for p in backend.model.parameters()) / 1e6
         backend.batch = BatchOptions(max_batch_size=args.batch_size)
         requests = make_pairs(args.pairs, rng, sizes)
         greedy = SamplingParams(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
         backend.generate(requests[:2], SamplingParams(max_new_tokens=4))  # warm-up (allocators, kernels)
         official_loop(backend, requests[:1], 4)
 
-        ref, t_official = timed(lambda: official_loop(backend, requests, new_tokens), args.device)
-        ours, t_batched = timed(lambda: backend.generate(requests, greedy), args.device)
-        got = [g.token_ids[0] for g in ours]  # type: ignore[union-attr]
+        t_official, t_batched = bench.alternate({
+            "official one-at-a-time": lambda: official_loop(backend, requests, new_tokens),
+            f"batched (batch {args.batch_size})": lambda: backend.generate(requests, greedy),
+        }, sync=sync)  # fmt: skip
+        ref = t_official.result  # type: ignore[attr-defined]
+        got = [g.token_ids[0] for g in t_batched.result]  # type: ignore[attr-defined]
         same = sum(a == b for a, b in zip(ref, got, strict=True))
         prompt_tokens = [backend.estimate_tokens(m) for m in requests]
 
@@ -187,33 +211,37 @@ def main(argv: list[str] | None = None) -> int:
                                   min_new_tokens=new_tokens, seed=args.seed)  # fmt: skip
         one = SamplingParams(num_samples=1, temperature=1.0, top_p=0.95, max_new_tokens=new_tokens,
                              min_new_tokens=new_tokens, seed=args.seed)  # fmt: skip
-        _, t_group = timed(lambda: backend.generate(requests[:1], sampling), args.device)
-        _, t_seq = timed(
-            lambda: [backend.generate(requests[:1], one) for _ in range(args.group)], args.device
-        )
+        t_seq, t_group = bench.alternate({
+            f"G={args.group} sequential calls": lambda: [backend.generate(requests[:1], one) for _ in range(args.group)],
+            f"G={args.group} one call": lambda: backend.generate(requests[:1], sampling),
+        }, sync=sync)  # fmt: skip
+    pair_ratio = bench.ratio("batched vs official", t_official, t_batched)
+    group_ratio = bench.ratio(f"G={args.group} one call vs sequential", t_seq, t_group)
+    bench.record("model_params_m", round(params_m, 1))
+    bench.record("prompt_tokens_min_max", [min(prompt_tokens), max(prompt_tokens)])
+    bench.record("identical_greedy_outputs", f"{same}/{args.pairs}")
+    bench.record("official_pairs_per_s", args.pairs / t_official.median)
+    bench.record("batched_pairs_per_s", args.pairs / t_batched.median)
+    result = bench.finish()
 
-    result = {
-        "config": args.config, "device": args.device, "machine": machine(args.device),
-        "torch": torch.__version__, "pairs": args.pairs, "batch_size": args.batch_size, "new_tokens": new_tokens,
-        "prompt_tokens_min_max": [min(prompt_tokens), max(prompt_tokens)],
-        "official_pairs_per_s": args.pairs / t_official, "batched_pairs_per_s": args.pairs / t_batched,
-        "pairs_speedup": t_official / t_batched, "identical_outputs": f"{same}/{args.pairs}",
-        "group": args.group, "sequential_group_s": t_seq, "batched_group_s": t_group, "group_speedup": t_seq / t_group,
-    }  # fmt: skip
-    print(f"machine: {result['machine']}; torch {torch.__version__}; config {args.config} on {args.device}")
-    print(
-        f"{args.pairs} pairs, prompts {min(prompt_tokens)}-{max(prompt_tokens)} tokens, {new_tokens} new tokens each"
-    )
-    print(f"  official one-at-a-time: {t_official:8.2f} s  {result['official_pairs_per_s']:8.2f} pairs/s")
-    print(
-        f"  batched (batch {args.batch_size:>3}):    {t_batched:8.2f} s  {result['batched_pairs_per_s']:8.2f} pairs/s"
-    )
-    print(f"  speed-up x{result['pairs_speedup']:.1f}; identical greedy outputs {same}/{args.pairs}")
-    print(
-        f"G={args.group} samples of one prompt: sequential {t_seq:.2f} s, one batched call {t_group:.2f} s, x{result['group_speedup']:.1f}"
-    )
+    print(f"machine: {machine_line(result['machine'])}; config {args.config} ({params_m:.0f}M parameters, {backend.model.dtype}) on {args.device}")
+    print(f"{args.pairs} pairs, prompts {min(prompt_tokens)}-{max(prompt_tokens)} tokens, {new_tokens} new tokens each, {bench.repeats} runs")
+    print(f"  official one-at-a-time: {t_official}  {args.pairs / t_official.median:8.2f} pairs/s")
+    print(f"  batched (batch {args.batch_size:>3}):    {t_batched}  {args.pairs / t_batched.median:8.2f} pairs/s")
+    print(f"  speed-up x{pair_ratio.median:.1f}; identical greedy outputs {same}/{args.pairs}")
+    print(f"G={args.group} samples of one prompt: sequential {t_seq.median:.2f} s, one batched call {t_group.median:.2f} s, x{group_ratio.median:.1f}")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+        flat = {
+            "config": args.config, "device": args.device, "machine": result["machine"], "pairs": args.pairs,
+            "batch_size": args.batch_size, "new_tokens": new_tokens, "model_params_m": params_m,
+            "prompt_tokens_min_max": [min(prompt_tokens), max(prompt_tokens)],
+            "official_s": t_official.median, "batched_s": t_batched.median,
+            "official_pairs_per_s": args.pairs / t_official.median, "batched_pairs_per_s": args.pairs / t_batched.median,
+            "pairs_speedup": pair_ratio.median, "identical_outputs": f"{same}/{args.pairs}", "group": args.group,
+            "sequential_group_s": t_seq.median, "batched_group_s": t_group.median, "group_speedup": group_ratio.median,
+            "warnings": result["warnings"],
+        }  # fmt: skip
+        Path(args.json_out).write_text(json.dumps(flat, indent=2) + "\n")
     # Exact equality is the contract in float32; bf16 kernels may pick different reductions per batch shape.
     if same != args.pairs and backend.model.dtype == torch.float32:
         print("FAIL: batched greedy outputs differ from the one-at-a-time loop", file=sys.stderr)

@@ -282,7 +282,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports kilobytes)."""
-    import resource
+    """This process's peak resident memory so far, in MB: ``VmHWM`` of its own address space.
+    (``ru_maxrss`` would also count what a parent held when it forked this process.)"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource  # not Linux: the best there is
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

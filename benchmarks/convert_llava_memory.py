@@ -9,17 +9,25 @@ default about 0.8 GB in float32, in 4 shards), converts it both ways, each in a 
 and reports peak resident memory (``VmHWM``, also above an interpreter that only imports the same
 modules), wall time and the ratios. Both outputs are checked to hold the same tensors.
 
-    python benchmarks/convert_llava_memory.py [--hidden 1024] [--layers 12] [--shards 4] [--keep DIR]
+Each conversion runs ``--repeats`` times (alternating); times and peaks are medians, with ranges in
+the harness's JSON/Markdown.
+
+    python benchmarks/convert_llava_memory.py [--hidden 1024] [--layers 12] [--shards 4] [--keep DIR] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import Bench, add_arguments  # noqa: E402
 
 
 def build_source(folder: Path, hidden: int, layers: int, shards: int, vision_layers: int = 4) -> float:
@@ -154,15 +162,19 @@ def main() -> None:
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--vision-layers", type=int, default=4)
     ap.add_argument("--keep", default=None, help="work here instead of a temporary folder")
+    add_arguments(ap)
     args = ap.parse_args()
+    bench = Bench("convert_llava_memory", args)
     if args.keep is None:
         with tempfile.TemporaryDirectory(prefix="convert-bench-") as tmp:
-            print(json.dumps(measure(Path(tmp), args), indent=2))
+            result = measure(Path(tmp), args, bench)
     else:
-        print(json.dumps(measure(Path(args.keep), args), indent=2))
+        result = measure(Path(args.keep), args, bench)
+    bench.finish()
+    print(json.dumps(result, indent=2))
 
 
-def measure(work: Path, args: argparse.Namespace) -> dict:
+def measure(work: Path, args: argparse.Namespace, bench: Bench) -> dict:
     src = work / "llava_next"
     if not src.exists():
         gb = build_source(src, args.hidden, args.layers, args.shards, args.vision_layers)
@@ -170,8 +182,18 @@ def measure(work: Path, args: argparse.Namespace) -> dict:
         gb = sum(f.stat().st_size for f in src.glob("*.safetensors")) / 1e9
     largest = max(f.stat().st_size for f in src.glob("*.safetensors")) / 1e9
     base_rss, _ = run_child("baseline")
-    ours_rss, ours_s = run_child("convert_ours", str(src), str(work / "ours"))
-    naive_rss, naive_s = run_child("convert_naive", str(src), str(work / "naive"), str(work / "ours"))
+    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "naive": []}
+    for _ in range(bench.repeats):  # alternating, so load bursts hit both
+        shutil.rmtree(work / "ours", ignore_errors=True)
+        shutil.rmtree(work / "naive", ignore_errors=True)
+        runs["ours"].append(run_child("convert_ours", str(src), str(work / "ours")))
+        runs["naive"].append(run_child("convert_naive", str(src), str(work / "naive"), str(work / "ours")))
+    t_ours = bench.add_timing("convert-llava (shard by shard)", [s for _, s in runs["ours"]])
+    t_naive = bench.add_timing("load everything, save_pretrained", [s for _, s in runs["naive"]])
+    bench.ratio("time: load everything / ours", t_naive, t_ours)
+    ours_rss = statistics.median(r for r, _ in runs["ours"])
+    naive_rss = statistics.median(r for r, _ in runs["naive"])
+    ours_s, naive_s = t_ours.median, t_naive.median
     result = {
         "checkpoint_gb": round(gb, 2), "largest_shard_gb": round(largest, 2),
         "shards": len(list(src.glob("*.safetensors"))),
@@ -184,6 +206,10 @@ def measure(work: Path, args: argparse.Namespace) -> dict:
         "time_ratio": round(naive_s / ours_s, 2),
         "same_tensors": same_tensors(work / "ours", work / "naive"),
     }  # fmt: skip
+    bench.record("peak_rss_gb", {"ours": [r for r, _ in runs["ours"]], "load_everything": [r for r, _ in runs["naive"]],
+                                 "interpreter_baseline": base_rss})  # fmt: skip
+    for key in ("checkpoint_gb", "largest_shard_gb", "peak_memory_ratio", "above_baseline_ratio", "same_tensors"):
+        bench.record(key, result[key])
     return result
 
 

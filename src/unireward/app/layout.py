@@ -84,7 +84,7 @@ def _gallery(seen: Seen | None) -> Any:
 
 
 def build_app(judge: Judge, settings: AppSettings | None = None) -> gr.Blocks:
-    """The page over ``judge``; launch it with :func:`unireward.app.server.launch`."""
+    """The page over ``judge``; :func:`unireward.app.server.serve` builds and launches it."""
     settings = settings or AppSettings()
     opts = judge.options
     task_names = [t.value for t in settings.tasks]
@@ -144,6 +144,7 @@ def build_app(judge: Judge, settings: AppSettings | None = None) -> gr.Blocks:
         if not payload:
             blank = gr.update(elem_classes=["ur-cand"])
             return ["", render.badge_html(None, 1), render.badge_html(None, 2), blank, blank, "", "", "", ""]
+        task = (payload[0] if isinstance(payload, list) else payload).get("task") or task  # what was judged
         w = render.winner(payload)
         cls = [gr.update(elem_classes=["ur-cand", "ur-winner"] if w == i else ["ur-cand"]) for i in (1, 2)]
         return [render.verdict_html(payload, task), render.badge_html(payload, 1), render.badge_html(payload, 2),

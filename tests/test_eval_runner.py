@@ -95,7 +95,9 @@ def test_missing_media_becomes_an_error_row(tmp_path, tiny_images):
     preds = {json.loads(x)["id"]: json.loads(x) for x in open(tmp_path / "o" / "predictions.jsonl")}
     assert preds["gone"]["status"] == "error" and "missing.png" in preds["gone"]["reason"]
     assert preds["gone"]["winner"] is None
-    assert r["error_rows"] == 1 and r["results"]["accuracy"] == 50.0  # unparsed counts as wrong here
+    # a failed judgment is neither unparsed nor wrong: its pair is left out and counted apart
+    assert r["errors"]["judgments"] == 1 and r["unparsed_judgments"] == 0 and r["n_scored"] == 1
+    assert r["results"]["accuracy"] == 100.0
 
 
 def test_genai_bench_local_file(tmp_path, tiny_images, capsys):

@@ -83,9 +83,11 @@ def test_file_run_killed_midway_then_rerun_gives_each_pair_once(
     with open(out, "a") as f:  # the kill may also land mid-line: simulate the worst case
         f.write('{"key": "half-writ')
 
-    assert main(args) == 0
+    assert main(args) == 1  # two rows failed: a missing image and a row that is not JSON
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["total"] == 13 and summary["skipped"] == n_first
+    assert summary["total"] == 13 and summary["errors"] == 2
+    retried = sum(json.loads(line)["key"] == "broken" for line in first.splitlines())  # failed rows are redone
+    assert summary["skipped"] == n_first - retried
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)) == 13  # every pair exactly once
@@ -96,6 +98,6 @@ def test_file_run_killed_midway_then_rerun_gives_each_pair_once(
     assert by_key["v0"]["error"] is None and by_key["v0"]["label"] == 1
     assert by_key["v9"]["error"] is None
 
-    assert main(args) == 0  # a third run finds nothing to do
-    assert json.loads(capsys.readouterr().out)["judged"] == 0
+    assert main([*args, "--max-error-rate", "0.2"]) == 0  # a third run retries only the failed media row
+    assert json.loads(capsys.readouterr().out)["judged"] == 1
     assert len(out.read_text().splitlines()) == 13

@@ -17,7 +17,7 @@ from unireward.judge.request import load_pair_media
 from unireward.media import VisionBudget
 from unireward.models import detect_family, get_family, list_families, load_model
 from unireward.protocol import Task
-from unireward.train.records import append_jsonl
+from unireward.rows import append_rows
 
 FAMILIES = list_families()
 TEMPLATES = "unireward-compact"
@@ -44,8 +44,8 @@ def syn(tmp_path_factory: pytest.TempPathFactory) -> Path:
         seen = [[read_colour(f) for f in m] if isinstance(m, list) else [read_colour(m)] for m in media]
         text = render_text(p.task, p.prompt, () if p.task.is_generation else tuple(p.candidates), family=TEMPLATES)
         sft.append({"pair": p.to_dict(), "completion": synthetic_cot(p.task, text, seen)})
-    append_jsonl(root / "sft.jsonl", sft)
-    append_jsonl(root / "grpo.jsonl", [{"pair": p.to_dict()} for p in pairs])
+    append_rows(root / "sft.jsonl", sft)
+    append_rows(root / "grpo.jsonl", [{"pair": p.to_dict()} for p in pairs])
     return root
 
 

@@ -13,8 +13,8 @@ from unireward.data.synthetic import SyntheticConfig, generate
 from unireward.judge.request import load_pair_media
 from unireward.media import VisionBudget
 from unireward.protocol import Task
+from unireward.rows import append_rows
 from unireward.train.grpo import GRPOStageConfig, run_grpo
-from unireward.train.records import append_jsonl
 from unireward.train.sample import SampleConfig, sample
 from unireward.train.sft import SFTStageConfig, latest_checkpoint, run_sft
 from unireward.train.teacher import synthetic_cot
@@ -41,7 +41,7 @@ def sft_records(syn: Path) -> Path:
         text = render_text(p.task, p.prompt, () if p.task.is_generation else tuple(p.candidates), family=FAMILY)
         recs.append({"pair": p.to_dict(), "completion": synthetic_cot(p.task, text, seen)})
     path = syn / "sft.jsonl"
-    append_jsonl(path, recs)
+    append_rows(path, recs)
     return path
 
 
@@ -79,10 +79,11 @@ def test_sft_loss_depends_on_the_images(tiny_model: Path, sft_records: Path, syn
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
     from unireward.models import load_model
-    from unireward.train.records import iter_rows, read_jsonl
+    from unireward.rows import read_rows
+    from unireward.train.records import iter_rows
 
     model, processor, _ = load_model(str(tiny_model))
-    rows = list(iter_rows(read_jsonl(sft_records)[:4], str(syn), VisionBudget(), True, family=FAMILY))
+    rows = list(iter_rows(read_rows(sft_records)[:4], str(syn), VisionBudget(), True, family=FAMILY))
     collate = DataCollatorForVisionLanguageModeling(processor=processor, completion_only_loss=True)
     batch = collate([dict(r) for r in rows])
     blank = {**batch, "pixel_values": torch.zeros_like(batch["pixel_values"])}
@@ -145,7 +146,7 @@ def _below_half(completions, completion_ids, **kwargs):  # type: ignore[no-untyp
 def _grpo_cfg(tiny_model: Path, syn: Path, tmp_path: Path, name: str, **kw: object) -> GRPOStageConfig:
     records = tmp_path / "grpo.jsonl"
     if not records.exists():
-        append_jsonl(records, [{"pair": p.to_dict()} for p in read_pairs(syn / "train.jsonl")])
+        append_rows(records, [{"pair": p.to_dict()} for p in read_pairs(syn / "train.jsonl")])
     base = {"model": str(tiny_model), "train_file": str(records), "output_dir": str(tmp_path / name),
             "media_root": str(syn), "template_family": FAMILY, "num_generations": 4,
             "per_device_train_batch_size": 8, "max_completion_length": 12, "learning_rate": 3e-3, "beta": 0.0,
@@ -209,7 +210,7 @@ def test_sft_and_grpo_run_under_accelerate_with_two_processes(tiny_model: Path, 
     assert summary["steps"] == 2 and (tmp_path / "sft" / "final" / "config.json").exists()
 
     records = tmp_path / "grpo.jsonl"
-    append_jsonl(records, [{"pair": p.to_dict()} for p in read_pairs(syn / "train.jsonl")])
+    append_rows(records, [{"pair": p.to_dict()} for p in read_pairs(syn / "train.jsonl")])
     gcfg = tmp_path / "grpo.yaml"
     gcfg.write_text("num_generations: 4\nper_device_train_batch_size: 4\nmax_completion_length: 8\nbeta: 0.04\n")
     _accelerate(["grpo", str(records), "--model", str(tiny_model), "--out", str(tmp_path / "grpo"), "--media-root", str(syn),

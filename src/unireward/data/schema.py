@@ -8,7 +8,7 @@ Relative media paths are resolved against a media root by the stage that loads t
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from unireward.protocol.tasks import Task, answer_label
+
+log = logging.getLogger(__name__)
 
 Label = Literal[1, 2, "tie"]
 MediaRef = str | list[str]
@@ -164,46 +166,61 @@ class PreferencePair:
             raise
 
 
-def iter_pairs(path: str | os.PathLike[str], errors: str = "raise") -> Iterator[PreferencePair | SchemaError]:
+DUPLICATES = ("allow", "refuse", "rename")
+
+
+def iter_pairs(
+    path: str | os.PathLike[str], errors: str = "raise", duplicates: str = "allow"
+) -> Iterator[PreferencePair | SchemaError]:
     """Read pairs from a JSONL file; rows are numbered from 1 in error messages.
 
     ``errors="raise"`` stops at the first bad row; ``"yield"`` yields the :class:`SchemaError` in its place.
+    ``duplicates``: a repeated id is kept (``"allow"``), a :class:`SchemaError` naming both lines
+    (``"refuse"``: wherever results are keyed by id, a repeat would attach one pair's result to
+    another), or renamed ``<id>~<n>`` with a warning (``"rename"``).
     """
-    with open(path, encoding="utf-8-sig") as f:  # tolerate a byte-order mark
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise SchemaError(f"invalid JSON ({e.msg})", f"{Path(path).name}:{n}") from None
-                yield PreferencePair.from_dict(obj, row=f"{Path(path).name}:{n}")
-            except SchemaError as e:
-                if errors == "raise":
-                    raise
-                yield e
+    from unireward.rows import BadLine, iter_rows
+
+    if duplicates not in DUPLICATES:
+        raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"pairs file not found: {path}")
+    name = Path(path).name
+    first_line: dict[str, int] = {}
+    for item in iter_rows(path):
+        where = f"{name}:{item.line}"
+        try:
+            if isinstance(item, BadLine):
+                raise SchemaError(item.reason, where)
+            pair = PreferencePair.from_dict(item.data, row=where)
+            if pair.id in first_line and duplicates != "allow":
+                if duplicates == "refuse":
+                    raise SchemaError(
+                        f"duplicate id {pair.id!r} (first at line {first_line[pair.id]}); ids must be unique "
+                        "(fix the data, or ask for unique ids to be made)",
+                        where,
+                        "id",
+                    )
+                n, new = 2, f"{pair.id}~2"
+                while new in first_line:
+                    n, new = n + 1, f"{pair.id}~{n + 1}"
+                log.warning("%s: duplicate id %r (first at line %d) renamed %r", where, pair.id, first_line[pair.id], new)
+                pair.id = new
+            first_line.setdefault(pair.id, item.line)
+            yield pair
+        except SchemaError as e:
+            if errors == "raise":
+                raise
+            yield e
 
 
-def read_pairs(path: str | os.PathLike[str]) -> list[PreferencePair]:
-    return [p for p in iter_pairs(path) if isinstance(p, PreferencePair)]
+def read_pairs(path: str | os.PathLike[str], duplicates: str = "allow") -> list[PreferencePair]:
+    return [p for p in iter_pairs(path, duplicates=duplicates) if isinstance(p, PreferencePair)]
 
 
 def write_pairs(pairs: Iterable[PreferencePair], path: str | os.PathLike[str], append: bool = False) -> int:
     """Write pairs as JSONL (atomically when not appending); returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    if append:
-        with open(path, "a", encoding="utf-8") as f:
-            for p in pairs:
-                f.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
-                n += 1
-        return n
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for p in pairs:
-            f.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
-            n += 1
-    os.replace(tmp, path)
-    return n
+    from unireward.rows import append_rows, replace_rows
+
+    rows = (p.to_dict() for p in pairs)
+    return append_rows(path, rows) if append else replace_rows(path, rows)

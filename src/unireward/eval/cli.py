@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import re
+import sys
 from typing import Any
 
 from unireward.eval.benchmarks import BENCHMARKS, GENAI_TASKS
@@ -33,6 +34,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synthetic", action="store_true", help="label the numbers as made on synthetic data")
     p.add_argument("--out", help="output folder (default runs/eval/BENCH-JUDGE); rerunning resumes")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--overwrite", action="store_true", help="start afresh when --out was made with other settings")
+    p.add_argument("--max-error-rate", type=float, default=0.0,
+                   help="share of failed judgments (0-1) tolerated before the exit status is 1 (default 0)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (shown for model judges)")
 
 
 def _clean(x: Any) -> Any:
@@ -54,6 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         judge_options={k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("temperature", args.temperature),
                                          ("template_family", args.template_family), ("video_as", args.video_as))
                        if v is not None},  # fmt: skip
+        overwrite=args.overwrite, progress=not args.no_progress,
     )  # fmt: skip
     report = run_eval(cfg)
     if args.json:
@@ -68,6 +74,11 @@ def _run(args: argparse.Namespace) -> int:
 
         print(render_markdown(report))
         print(f"report written to {cfg.out_dir}")
+    n_err, n = report["errors"]["judgments"], report["n_judgments"]
+    if n_err > args.max_error_rate * n:
+        print(f"unireward eval: {n_err} of {n} judgments failed ({report['errors']['pairs']} pairs left out of every number); "
+              f"rerun the same command to retry them, or allow some with --max-error-rate", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -6,9 +6,10 @@ tie convention and category mapping; a number read without them is easy to misqu
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from unireward.rows import replace_json, replace_text
 
 _PERCENT_KEYS = ("overall", "macro", "accuracy", "tau", "diff", "accuracy_without_ties", "accuracy_with_ties")
 
@@ -29,6 +30,16 @@ def headline(results: dict[str, Any], prefix: str = "") -> list[tuple[str, float
     return rows
 
 
+def errors_line(report: dict[str, Any]) -> str:
+    """``N judgments (M pairs)`` for the failed part of a run.
+
+    >>> errors_line({"errors": {"judgments": 2, "pairs": 1}})
+    '2 (1 pairs)'
+    """
+    e = report.get("errors") or {}
+    return f"{e.get('judgments', 0)} ({e.get('pairs', 0)} pairs)"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     labels = report["labels"]
     lines = [
@@ -38,6 +49,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "| --- | --- |",
         *[f"| {k} | {v} |" for k, v in labels.items()],
         f"| pairs / judgments | {report['n_pairs']} / {report['n_judgments']} |",
+        f"| failed judgments (pairs left out of every number) | {errors_line(report)} |",
+        f"| unparsed answers | {report.get('unparsed_judgments', 0)} ({labels.get('unparsed')}) |",
         "",
         "| metric (%) | value | benchmark | split | data | judge | tie convention | category mapping |",
         "| --- | ---: | --- | --- | --- | --- | --- | --- |",
@@ -52,8 +65,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     if "swap_consistency" in report:
         s = report["swap_consistency"]
         lines += ["", f"Swap consistency: {s['percent']}% ({s['consistent']}/{s['pairs']} pairs agree in both orders)."]
-    if report.get("error_rows"):
-        lines += ["", f"Error rows (media missing or unreadable): {report['error_rows']}."]
+    if report.get("errors", {}).get("examples"):
+        lines += ["", "Failed judgments (rerun the same command to retry them):", *[f"- {e}" for e in report["errors"]["examples"]]]
     return "\n".join(lines) + "\n"
 
 
@@ -83,7 +96,7 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "md": out / "report.md", "png": out / "report.png"}
-    paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    paths["md"].write_text(render_markdown(report), encoding="utf-8")
+    replace_json(paths["json"], report)
+    replace_text(paths["md"], render_markdown(report))
     render_chart(report, paths["png"])
     return paths

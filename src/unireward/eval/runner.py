@@ -9,21 +9,24 @@ predictions and a rerun with different ones is refused instead of silently mixin
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
 import random
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 from unireward.data.schema import PreferencePair
 from unireward.eval.baselines import build_judge
 from unireward.eval.benchmarks import get_benchmark
 from unireward.eval.protocols import PROTOCOLS, Verdict, from_judgment, winner_to_genai_vote
 from unireward.judge.base import BaseJudge
+from unireward.manifest import Manifest, begin_run, file_fingerprint, model_fingerprint
 from unireward.media import resolve
 from unireward.metrics import (
     VLRB_MAPPINGS,
@@ -35,6 +38,7 @@ from unireward.metrics import (
     majority_vote,
 )
 from unireward.protocol import Judgment
+from unireward.rows import RowWriter, exclusive, read_rows, replace_rows
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class EvalConfig:
     limit: int | None = None
     data_kind: str = "real"  # "real" or "synthetic": printed beside every number
     judge_options: dict[str, Any] = field(default_factory=dict)  # model judges: max_new_tokens, temperature, ...
+    overwrite: bool = False  # start afresh when out_dir holds predictions made with other settings
+    progress: bool = True  # a progress bar on stderr for model judges (baselines are instant)
 
     def __post_init__(self) -> None:
         get_benchmark(self.benchmark)
@@ -88,6 +94,15 @@ class EvalConfig:
         """Settings that change the predictions (not how they are scored)."""
         keys = ("benchmark", "data", "judge", "split", "task", "protocol", "order", "seed", "samples", "judge_options")
         return {k: getattr(self, k) for k in keys}
+
+
+def run_manifest(cfg: EvalConfig, judge_name: str) -> Manifest:
+    """The settings the predictions depend on, with fingerprints of the data file and the judge model."""
+    data = Path(cfg.data)
+    settings = {**cfg.fingerprint(), "judge_name": judge_name,
+                "data_fingerprint": file_fingerprint(data) if data.is_file() else None,
+                "judge_fingerprint": model_fingerprint(cfg.judge)}  # fmt: skip
+    return Manifest("eval", settings)
 
 
 @dataclass(frozen=True)
@@ -126,6 +141,10 @@ def _missing_media(pair: PreferencePair, root: str | None) -> str | None:
 
 
 def _record(item: _Item, judgment: Judgment | None, protocol: str, judge_name: str, error: str | None) -> dict[str, Any]:
+    # A judgment that failed (media that would not decode, a backend error) is an error, not an
+    # unparsed answer: no model output exists to parse.
+    error = error or getattr(judgment, "error", None)
+    judgment = None if error else judgment
     verdict = Verdict(None, None) if judgment is None else from_judgment(judgment, protocol)
     winner, vote = verdict.winner, verdict.vote
     totals = judgment.totals if judgment is not None and judgment.totals else None
@@ -144,40 +163,34 @@ def _record(item: _Item, judgment: Judgment | None, protocol: str, judge_name: s
     }  # fmt: skip
 
 
-def _read_predictions(path: Path) -> dict[str, dict[str, Any]]:
-    done: dict[str, dict[str, Any]] = {}
-    if not path.exists():
-        return done
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by an interrupted run: judge it again
-                continue
-            done[rec["key"]] = rec
-    return done
-
-
 def predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge) -> list[dict[str, Any]]:
     """Judge every planned item not already in ``predictions.jsonl``; return all records in plan order."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run_file, pred_file = out / "run.json", out / "predictions.jsonl"
-    fingerprint = {**cfg.fingerprint(), "judge_name": judge.name}
-    if run_file.exists():
-        before = json.loads(run_file.read_text())
-        if before != fingerprint:
-            changed = sorted(k for k in set(before) | set(fingerprint) if before.get(k) != fingerprint.get(k))
-            raise ValueError(f"{out} holds predictions made with other settings ({', '.join(changed)}); use another output directory")
-    else:
-        run_file.write_text(json.dumps(fingerprint, indent=2) + "\n")
-    done = _read_predictions(pred_file)
+    pred_file = out / "predictions.jsonl"
+    with exclusive(pred_file):
+        begin_run(out, run_manifest(cfg, judge.name), produced=[pred_file, out / "report.json"], overwrite=cfg.overwrite)
+        # Error rows are judged again (a transient failure, or media fixed since); judged rows stay.
+        rows = read_rows(pred_file, required=("key", "id", "sample", "swapped", "winner", "status"))
+        done = {r["key"]: r for r in rows if r["status"] != "error"}
+        records, _ = _predict(cfg, pairs, judge, pred_file, done)
+        if len(done) < len(rows):  # error rows were judged again: keep one line per judgment
+            latest = {r["key"]: r for r in rows}
+            latest.update((r["key"], r) for r in records)
+            replace_rows(pred_file, latest.values())
+        return records
+
+
+def _predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge, pred_file: Path,
+             done: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
     items = plan(pairs, cfg.order, cfg.samples, cfg.seed)
     todo = [it for it in items if it.key not in done]
     if done and todo:
         log.info("resuming: %d of %d judgments already done", len(items) - len(todo), len(items))
     needs_media = getattr(judge, "needs_media", True)
-    with open(pred_file, "a", encoding="utf-8") as f:
+    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"eval {cfg.benchmark}", unit="judgment",
+               file=sys.stderr, disable=not (cfg.progress and todo and needs_media))  # fmt: skip
+    with bar, RowWriter(pred_file, lock=False) as w:
         for start in range(0, len(todo), cfg.batch_size):
             batch = todo[start : start + cfg.batch_size]
             errors = {it.key: _missing_media(it.pair, cfg.media_root) if needs_media else None for it in batch}
@@ -186,12 +199,11 @@ def predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge) -> l
             if len(judgments) != len(ready):
                 raise RuntimeError(f"judge {judge.name} returned {len(judgments)} judgments for {len(ready)} pairs")
             by_key = dict(zip((it.key for it in ready), judgments, strict=True))
-            for it in batch:
-                rec = _record(it, by_key.get(it.key), cfg.protocol, judge.name, errors[it.key])
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                done[it.key] = rec
-            f.flush()
-    return [done[it.key] for it in items]
+            recs = [_record(it, by_key.get(it.key), cfg.protocol, judge.name, errors[it.key]) for it in batch]
+            w.write(recs)
+            done.update((r["key"], r) for r in recs)
+            bar.update(len(recs))
+    return [done[it.key] for it in items], len(todo)
 
 
 # --- scoring -------------------------------------------------------------------------------------
@@ -305,22 +317,28 @@ def conventions(cfg: EvalConfig) -> dict[str, str]:
 
 
 def score(cfg: EvalConfig, pairs: list[PreferencePair], records: list[dict[str, Any]], judge_name: str) -> dict[str, Any]:
+    """Score the pairs whose every judgment exists; pairs with a failed judgment are counted apart
+    (``errors``), never as unparsed or wrong: a rerun retries them."""
+    failed = {r["id"] for r in records if r["status"] == "error"}
+    scored = [p for p in pairs if p.id not in failed]
     by_id: dict[str, list[dict]] = defaultdict(list)
     for r in records:
-        by_id[r["id"]].append(r)
-    results = _SCORERS[cfg.benchmark](cfg, pairs, by_id)
+        if r["id"] not in failed:
+            by_id[r["id"]].append(r)
+    results = _SCORERS[cfg.benchmark](cfg, scored, by_id) if scored else {}
     labels = {
         "benchmark": cfg.benchmark, "split": cfg.split or "test", "task": cfg.task, "data": cfg.data_kind,
         "source": Path(cfg.data).name, "judge": judge_name, "protocol": cfg.protocol, "order": cfg.order,
         "seed": cfg.seed, "samples": cfg.samples, "unparsed": cfg.unparsed, **conventions(cfg),
     }  # fmt: skip
-    report: dict[str, Any] = {"labels": labels, "results": results, "n_pairs": len(pairs), "n_judgments": len(records)}
-    swap = _swap_consistency(records)
+    report: dict[str, Any] = {"labels": labels, "results": results, "n_pairs": len(pairs), "n_scored": len(scored),
+                              "n_judgments": len(records)}  # fmt: skip
+    swap = _swap_consistency([r for r in records if r["id"] not in failed])
     if swap is not None:
         report["swap_consistency"] = swap
-    errors = sum(r["status"] == "error" for r in records)
-    if errors:
-        report["error_rows"] = errors
+    report["errors"] = {"judgments": sum(r["status"] == "error" for r in records), "pairs": len(failed),
+                        "examples": [f"{r['id']}: {r['reason']}" for r in records if r["status"] == "error"][:5]}  # fmt: skip
+    report["unparsed_judgments"] = sum(r["status"] != "error" and r["winner"] is None for r in records)
     return report
 
 

@@ -45,11 +45,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     one.add_argument("--reference", help="image/video the question is about (understanding tasks)")
     one.add_argument(
-        "--pointwise", action="store_true", help="score one --candidate 1-10 instead of comparing two"
+        "--pointwise", action="store_true",
+        help="score one --candidate 1-10 instead of comparing two (with --input: each candidate of each pair)"
     )
     many = p.add_argument_group("file of pairs")
     many.add_argument("--input", help="pairs JSONL (unireward schema)")
-    many.add_argument("--output", help="results JSONL; appended to, rows already there are skipped")
+    many.add_argument("--output", help="results JSONL; a rerun with the same settings judges only what is missing or failed")
+    many.add_argument("--overwrite", action="store_true", help="start afresh when --output was made with other settings")
+    many.add_argument("--max-error-rate", type=float, default=0.0,
+                      help="share of failed rows (0-1) tolerated before the exit status is 1 (default 0)")  # fmt: skip
     many.add_argument(
         "--media-root", default=None, help="directory relative media paths are resolved against"
     )
@@ -155,96 +159,111 @@ def run_one(args: argparse.Namespace) -> int:
     return 0 if res.error is None else 1
 
 
-def _repair_tail(path: Path) -> None:
-    """Drop a half-written last line (a run killed mid-write) so appends start on a fresh line."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with open(path, "rb+") as f:
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return
-        data = path.read_bytes()
-        cut = data.rfind(b"\n") + 1
-        f.truncate(cut)
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What shapes a file run's rows (recorded in its manifest; a rerun must match to resume)."""
+    from unireward.manifest import file_fingerprint, model_fingerprint
+
+    return {
+        "model": args.model, "model_fingerprint": None if args.base_url else model_fingerprint(args.model),
+        "family": args.family, "template_family": args.template_family, "video_as": args.video_as,
+        "max_pixels": args.max_pixels, "frames": args.frames, "media_root": args.media_root,
+        "max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
+        "num_samples": args.num_samples, "swap": args.swap, "strict": args.strict, "seed": args.seed,
+        "pointwise": args.pointwise, "input_fingerprint": file_fingerprint(args.input),
+    }  # fmt: skip
 
 
-def done_keys(path: Path) -> set[str]:
-    """Keys of the rows an output file already holds."""
-    keys: set[str] = set()
-    if not path.exists():
-        return keys
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and "key" in row:
-                keys.add(str(row["key"]))
-    return keys
+def _retry(row: dict[str, Any]) -> bool:
+    """Failed rows are judged again on rerun (a timeout, a 5xx, a media file fixed since); rows of
+    the input that are not valid pairs are not (the input cannot change without a new manifest)."""
+    return row.get("error") is not None and row.get("id") is not None
+
+
+def pointwise_row(pair: Any, results: list[Any]) -> dict[str, Any]:
+    """One pair scored candidate by candidate: scores, the higher one as winner (equal: a tie)."""
+    scores = [r.score for r in results]
+    error = next((f"candidate {i + 1}: {r.error}" for i, r in enumerate(results) if r.error), None)
+    winner: Any = None
+    if error is None and None not in scores:
+        winner = 1 if scores[0] > scores[1] else 2 if scores[1] > scores[0] else "tie"
+    status = "error" if error else ("ok" if None not in scores else "invalid")
+    correct = None if pair.label == "tie" or winner in (None, "tie") else winner == pair.label
+    return {"id": pair.id, "status": status, "winner": winner, "score": None, "label": pair.label, "correct": correct,
+            "mode": "pointwise", "scores": scores, "error": error, "task": pair.task.value,
+            "think": [r.think for r in results], "text": [r.text for r in results]}  # fmt: skip
+
+
+def _judge_chunk(judge: Any, pairs: list[Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    if not args.pointwise:
+        return [result_row(r, p) for p, r in zip(pairs, judge.compare_batch(pairs, media_root=args.media_root), strict=True)]
+    items = [{"task": p.task.value, "prompt": p.prompt, "candidate": c, "reference": p.reference, "id": p.id}
+             for p in pairs for c in p.candidates]  # fmt: skip
+    res = judge.score_many(items, media_root=args.media_root)
+    return [pointwise_row(p, res[2 * i : 2 * i + 2]) for i, p in enumerate(pairs)]
 
 
 def run_file(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from unireward.data.schema import PreferencePair, SchemaError, iter_pairs
+    from unireward.manifest import Manifest, begin_run
+    from unireward.rows import RowWriter, exclusive, read_rows, replace_rows
 
-    out_path = Path(args.output)
+    if not 0.0 <= args.max_error_rate <= 1.0:
+        raise ValueError(f"--max-error-rate must be between 0 and 1, got {args.max_error_rate}")
+    in_path, out_path = Path(args.input), Path(args.output)
+    if not in_path.is_file():
+        raise FileNotFoundError(f"--input {in_path} does not exist")
+    if out_path.exists() and out_path.resolve() == in_path.resolve():
+        raise ValueError("--output must differ from --input (results are appended to the output)")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    _repair_tail(out_path)
-    done = done_keys(out_path)
-    # Ids may repeat in real data (VL-RewardBench does); the n-th occurrence of an id is its own key.
-    seen: Counter[str] = Counter()
-    todo: list[tuple[str, PreferencePair | SchemaError]] = []
-    for item in iter_pairs(args.input, errors="yield"):
-        ident = item.id if isinstance(item, PreferencePair) else f"row {item.row}"
-        key = ident if seen[ident] == 0 else f"{ident}#{seen[ident]}"
-        seen[ident] += 1
-        if key not in done:
-            todo.append((key, item))
-    total = sum(seen.values())
-    if not todo:
-        print(
-            json.dumps({"output": str(out_path), "total": total, "skipped": total, "judged": 0, "errors": 0})
-        )
-        return 0
-    judge = build_judge(args)
-    n_err = 0
-    bar = tqdm(
-        total=total,
-        initial=total - len(todo),
-        desc="judging",
-        unit="pair",
-        disable=args.no_progress,
-        file=sys.stderr,
-    )
-    with open(out_path, "a", encoding="utf-8") as f:
-        for start in range(0, len(todo), max(1, args.chunk_size)):
-            chunk = todo[start : start + args.chunk_size]
-            pairs = [(k, p) for k, p in chunk if isinstance(p, PreferencePair)]
-            results = judge.compare_batch([p for _, p in pairs], media_root=args.media_root) if pairs else []
-            by_key = {k: (p, r) for (k, p), r in zip(pairs, results, strict=True)}
-            for key, item in chunk:
-                if isinstance(item, SchemaError):
-                    row = {"key": key, "id": None, "status": "invalid", "winner": None, "error": str(item)}
-                else:
-                    pair, res = by_key[key]
-                    row = {"key": key, **result_row(res, pair)}
-                n_err += row.get("error") is not None
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-            bar.update(len(chunk))
-    bar.close()
-    print(
-        json.dumps(
-            {
-                "output": str(out_path),
-                "total": total,
-                "skipped": total - len(todo),
-                "judged": len(todo),
-                "errors": n_err,
-            }
-        )
-    )
+    with exclusive(out_path):
+        begin_run(out_path, Manifest("judge", run_settings(args)), produced=[out_path], overwrite=args.overwrite)
+        old = read_rows(out_path, required=("key",))
+        done = {str(r["key"]) for r in old if not _retry(r)}
+        # Ids may repeat in real data (VL-RewardBench does); the n-th occurrence of an id is its own key.
+        seen: Counter[str] = Counter()
+        todo: list[tuple[str, PreferencePair | SchemaError]] = []
+        order: list[str] = []
+        for item in iter_pairs(in_path, errors="yield"):
+            ident = item.id if isinstance(item, PreferencePair) else f"row {item.row}"
+            key = ident if seen[ident] == 0 else f"{ident}#{seen[ident]}"
+            seen[ident] += 1
+            order.append(key)
+            if key not in done:
+                todo.append((key, item))
+        total = len(order)
+        if todo:
+            judge = build_judge(args)
+            bar = tqdm(total=total, initial=total - len(todo), desc="judging", unit="pair", disable=args.no_progress, file=sys.stderr)
+            with RowWriter(out_path, lock=False) as w:
+                for start in range(0, len(todo), max(1, args.chunk_size)):
+                    chunk = todo[start : start + args.chunk_size]
+                    pairs = [(k, p) for k, p in chunk if isinstance(p, PreferencePair)]
+                    rows = _judge_chunk(judge, [p for _, p in pairs], args) if pairs else []
+                    by_key = {k: row for (k, _), row in zip(pairs, rows, strict=True)}
+                    out = []
+                    for key, item in chunk:
+                        if isinstance(item, SchemaError):
+                            out.append({"key": key, "id": None, "status": "invalid", "winner": None, "error": str(item)})
+                        else:
+                            out.append({"key": key, **by_key[key]})
+                    w.write(out)
+                    bar.update(len(chunk))
+            bar.close()
+        final = read_rows(out_path, required=("key",))
+        latest = {str(r["key"]): r for r in final}
+        if len(latest) < len(final):  # failed rows judged again: keep one line per pair, in input order
+            planned = set(order)
+            replace_rows(out_path, [latest[k] for k in order if k in latest] + [r for k, r in latest.items() if k not in planned])
+    rows = [latest[k] for k in order if k in latest]
+    n_err = sum(r.get("error") is not None for r in rows)
+    unparsed = sum(r.get("error") is None and r.get("winner") is None for r in rows)
+    summary = {"output": str(out_path), "total": total, "skipped": total - len(todo), "judged": len(todo),
+               "errors": n_err, "unparsed": unparsed}  # fmt: skip
+    print(json.dumps(summary))
+    if n_err > args.max_error_rate * total:
+        print(f"unireward judge: {n_err} of {total} rows failed (see the 'error' field in {out_path}); "
+              "rerun to retry them, or allow some with --max-error-rate", file=sys.stderr)  # fmt: skip
+        return 1
     return 0

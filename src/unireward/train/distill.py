@@ -8,7 +8,6 @@ strict format whose verdict equals the human label become cold-start SFT records
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections import Counter
@@ -23,7 +22,7 @@ from unireward.judge.openai_http import ChatClient, ChatError, encode_messages
 from unireward.judge.request import load_pair_media, pair_messages
 from unireward.media import MediaError, VisionBudget
 from unireward.protocol.parser import parse_judgment
-from unireward.train.records import append_jsonl, read_jsonl
+from unireward.rows import append_rows, read_rows, replace_json, replace_rows
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ async def _ask_all(client: ChatClient, jobs: list[tuple[PreferencePair, list[dic
             row = {"id": pair.id, "status": "ok", "text": resp.text, "usage": resp.usage, "finish_reason": resp.finish_reason}
         except ChatError as e:
             row = {"id": pair.id, "status": "failed", "error": str(e)}
-        append_jsonl(cache, [row])  # single-threaded event loop: appends never interleave
+        append_rows(cache, [row])  # single-threaded event loop: appends never interleave
         bar.update(1)
 
     await asyncio.gather(*(one(p, m) for p, m in jobs))
@@ -108,7 +107,7 @@ def distill(cfg: DistillConfig) -> DistillReport:
     pairs = [p for p in read_pairs(cfg.pairs) if p.task.value in cfg.tasks]
     if cfg.limit is not None:
         pairs = pairs[: cfg.limit]
-    done = _cache_done(read_jsonl(cache))
+    done = _cache_done(read_rows(cache, required=("id",)))
     report.cached = sum(1 for p in pairs if p.id in done)
 
     jobs = []
@@ -127,7 +126,7 @@ def distill(cfg: DistillConfig) -> DistillReport:
             continue
         jobs.append((pair, encode_messages(pair_messages(pair, media, cfg.template_family, video_as="frames"))))
     if media_failures:
-        append_jsonl(out / "media_errors.jsonl", media_failures)
+        append_rows(out / "media_errors.jsonl", media_failures)
     report.asked = len(jobs)
     if jobs:
         client = ChatClient(
@@ -136,7 +135,7 @@ def distill(cfg: DistillConfig) -> DistillReport:
         )  # fmt: skip
         asyncio.run(_ask_all(client, jobs, cache, cfg))
 
-    rows = read_jsonl(cache)
+    rows = read_rows(cache, required=("id",))
     done = _cache_done(rows)
     failed_ids = {r["id"] for r in rows if r.get("status") == "failed"} - set(done)
     kept: list[dict[str, Any]] = []
@@ -163,10 +162,6 @@ def distill(cfg: DistillConfig) -> DistillReport:
             per_task[pair.task.value] += 1
     report.kept = len(kept)
     report.per_task_kept = dict(per_task)
-    tmp = out / "cold_start.jsonl.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for rec in kept:
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    os.replace(tmp, out / "cold_start.jsonl")
-    (out / "distill_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    replace_rows(out / "cold_start.jsonl", kept)
+    replace_json(out / "distill_report.json", report.to_dict())
     return report

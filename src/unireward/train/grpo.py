@@ -16,7 +16,8 @@ from typing import Any
 
 from unireward.models.family import resolve_budget
 from unireward.rewards import get_reward_functions
-from unireward.train.records import iter_rows, read_jsonl, to_dataset
+from unireward.rows import read_rows
+from unireward.train.records import iter_rows, to_dataset
 from unireward.train.sft import TrainerCommon, latest_checkpoint, load_policy
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class GRPOStageConfig(TrainerCommon):
 
 
 def grpo_dataset(cfg: GRPOStageConfig) -> tuple[Any, list[str]]:
-    records = read_jsonl(cfg.train_file)
+    records = read_rows(cfg.train_file, required=("pair",))
     errors: list[str] = []
     budget = resolve_budget(cfg.budget, cfg.model, cfg.family)
     rows = list(iter_rows(records, cfg.media_root, budget, with_completion=False, errors=errors, family=cfg.template_family))

@@ -15,6 +15,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from unireward.rows import has_rows, read_rows, replace_json
 from unireward.train.recipe import Layout, Recipe, resolve
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class Pipeline:
 
     def _finish(self, stage: str, info: dict[str, Any], started: float) -> dict[str, Any]:
         info = {"stage": stage, "seconds": round(time.time() - started, 1), **info}
-        self._marker(stage).write_text(json.dumps(_jsonable(info), indent=2, default=str))
+        replace_json(self._marker(stage), _jsonable(info))
         return info
 
     # -- stages -----------------------------------------------------------------------------------
@@ -130,10 +131,8 @@ class Pipeline:
         if cfg is None:
             return {"skipped": "the recipe starts from an existing judge"}
         from unireward.data.schema import read_pairs
-        from unireward.train.records import append_jsonl
+        from unireward.rows import replace_rows
 
-        path = Path(cfg.train_file)
-        path.unlink(missing_ok=True)
         pairs = [p for p in read_pairs(self.cfg["data"]["train"]) if p.label_text]
         if self.recipe.base_style == "rationale":
             from unireward.train.teacher import brief_judgment
@@ -141,7 +140,7 @@ class Pipeline:
             texts = [brief_judgment(p, cfg.media_root, self.recipe.vision_budget(), cfg.template_family) for p in pairs]
         else:
             texts = [p.label_text for p in pairs]
-        append_jsonl(path, [{"pair": p.to_dict(), "completion": t} for p, t in zip(pairs, texts, strict=True)])
+        replace_rows(cfg.train_file, [{"pair": p.to_dict(), "completion": t} for p, t in zip(pairs, texts, strict=True)])
         info = self._sft("base_sft")
         return {**info, "style": self.recipe.base_style}
 
@@ -174,7 +173,7 @@ class Pipeline:
 
     def rs_sft(self) -> dict[str, Any]:
         cfg = self.cfg["rs_sft"]
-        if not any(line.strip() for line in Path(cfg.train_file).read_text().splitlines()):
+        if not has_rows(cfg.train_file):
             # The model judged nothing correctly: there is no CoT of its own to train on.
             return self._carry_over(self.cfg["cold_start"].output_dir, cfg.output_dir, "no pair was judged correctly")
         return self._sft("rs_sft")
@@ -194,7 +193,7 @@ class Pipeline:
         from unireward.train.grpo import run_grpo
 
         cfg = self.cfg["grpo"]
-        if not any(line.strip() for line in Path(cfg.train_file).read_text().splitlines()):
+        if not has_rows(cfg.train_file):
             # Nothing was judged wrongly: under the paper's rule GRPO has no data.
             return self._carry_over(self.cfg["rs_sft"].output_dir, cfg.output_dir, "no pair was judged wrongly")
         final = run_grpo(cfg)
@@ -232,7 +231,7 @@ class Pipeline:
                            "video_as": "frames"},
         )  # fmt: skip
         run_eval(cfg, judge=judge)
-        records = [json.loads(line) for line in (self.lay.evals / stage / "predictions.jsonl").read_text().splitlines() if line.strip()]
+        records = read_rows(self.lay.evals / stage / "predictions.jsonl", required=("id",))
         pairs = {p.id: p for p in read_pairs(test)}
         return {"name": stage, "model": model_dir, **stage_metrics(records, pairs)}
 

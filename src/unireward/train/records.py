@@ -7,11 +7,8 @@ loaded through the one vision budget and prompts built by :mod:`unireward.judge.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 from unireward.data.schema import PreferencePair
@@ -19,34 +16,6 @@ from unireward.judge.request import load_pair_media, media_inputs, pair_messages
 from unireward.media import MediaError, VisionBudget
 
 log = logging.getLogger(__name__)
-
-
-def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a torn last line (killed writer) is ignored."""
-    rows = []
-    p = Path(path)
-    if not p.exists():
-        return rows
-    with open(p, encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning("%s: skipping a torn line", p)
-    return rows
-
-
-def append_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> None:
-    """Append rows and flush, so a killed run keeps everything written so far."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, "a", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _strip_media(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

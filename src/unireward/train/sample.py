@@ -8,7 +8,6 @@ correctly gives its correct CoT to the next SFT set; a pair it judges wrongly go
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -22,7 +21,7 @@ from unireward.judge.request import load_pair_media, pair_messages
 from unireward.media import MediaError, VisionBudget
 from unireward.models.family import resolve_budget
 from unireward.protocol.parser import parse_judgment
-from unireward.train.records import append_jsonl, read_jsonl
+from unireward.rows import append_rows, read_rows, replace_json, replace_rows
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ def sample(cfg: SampleConfig, judge: Any | None = None) -> dict[str, Any]:
     pairs = [p for p in read_pairs(cfg.pairs) if p.label != "tie"]
     if cfg.limit is not None:
         pairs = pairs[: cfg.limit]
-    done = {r["id"] for r in read_jsonl(samples_path)}
+    done = {r["id"] for r in read_rows(samples_path, required=("id",))}
     todo = [p for p in pairs if p.id not in done]
     budget = None
     if todo:  # a finished run needs neither the model nor its family
@@ -164,15 +163,13 @@ def sample(cfg: SampleConfig, judge: Any | None = None) -> dict[str, Any]:
                 "id": pair.id, "texts": gen.texts, "winners": [j.winner for j in parsed],
                 "strict_ok": [j.ok for j in parsed], "correct": [j.ok and j.winner == pair.label for j in parsed],
             })  # fmt: skip
-        append_jsonl(samples_path, rows)
+        append_rows(samples_path, rows)
         bar.update(len(chunk))
     bar.close()
     by_id = {p.id: p for p in pairs}
-    sft, grpo, stats = split_samples(read_jsonl(samples_path), by_id, cfg.judged_by, cfg.max_sft_per_pair)
+    sft, grpo, stats = split_samples(read_rows(samples_path, required=("id",)), by_id, cfg.judged_by, cfg.max_sft_per_pair)
     for name, recs in (("rs_sft.jsonl", sft), ("grpo.jsonl", grpo)):
-        tmp = out / (name + ".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
-        tmp.replace(out / name)
+        replace_rows(out / name, recs)
     stats["config"] = {k: v for k, v in asdict(cfg).items() if k != "budget"}
-    (out / "sample_report.json").write_text(json.dumps(stats, indent=2))
+    replace_json(out / "sample_report.json", stats)
     return stats

@@ -15,7 +15,8 @@ from typing import Any
 
 from unireward.media import VisionBudget
 from unireward.models.family import resolve_budget
-from unireward.train.records import iter_rows, read_jsonl, to_dataset
+from unireward.rows import read_rows
+from unireward.train.records import iter_rows, to_dataset
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def run_sft(cfg: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     if (final / "config.json").exists():
         log.info("%s already trained; skipping", final)
         return final
-    records = read_jsonl(cfg.train_file)
+    records = read_rows(cfg.train_file, required=("pair",))
     if not records:
         raise ValueError(f"{cfg.train_file}: no SFT records")
     errors: list[str] = []

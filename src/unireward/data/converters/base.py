@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from unireward.data.schema import PreferencePair, SchemaError
 from unireward.protocol.tasks import Task
+from unireward.rows import BadLine, iter_rows, replacing
 
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 
@@ -174,16 +175,13 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[tuple[str, Any]]:
             for n, rec in enumerate(csv.DictReader(f), start=2):  # line 1 is the header
                 yield f"{name}:{n}", rec
     elif suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            yield from _json_lines(name, f)
+        yield from _json_lines(path)
     else:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            # Several published ".json" files are really JSON lines.
-            yield from _json_lines(name, text.splitlines())
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            # Several published ".json" files are really JSON lines (and a bad line is one reject).
+            yield from _json_lines(path)
             return
         if isinstance(data, dict):
             data = next((v for v in data.values() if isinstance(v, list)), [data])
@@ -191,14 +189,12 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[tuple[str, Any]]:
             yield f"{name}[{n - 1}]", rec
 
 
-def _json_lines(name: str, lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield f"{name}:{n}", json.loads(line)
-        except json.JSONDecodeError as e:
-            yield f"{name}:{n}", RowError(f"invalid JSON ({e.msg})")
+def _json_lines(path: Path) -> Iterator[tuple[str, Any]]:
+    for item in iter_rows(path):
+        if isinstance(item, BadLine):
+            yield f"{path.name}:{item.line}", RowError(item.reason)
+        else:
+            yield f"{path.name}:{item.line}", item.data
 
 
 @dataclass
@@ -334,24 +330,22 @@ def run_conversion(
     out.parent.mkdir(parents=True, exist_ok=True)
     rejects.parent.mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fo, open(rejects, "w", encoding="utf-8") as fr:
+    with replacing(out) as fo, replacing(rejects) as fr:
         for ref, item in converter.convert_all(_counting(converter.records(src), report), ctx):
             if isinstance(item, PreferencePair):
                 if item.id in seen:  # ids must be unique for mixing and swap augmentation
                     item.id = f"{item.id}~{report.written}"
                 seen.add(item.id)
-                fo.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
+                fo.write([item.to_dict()])
                 report.written += 1
                 report.labels[str(item.label)] += 1
             else:
                 err, raw = item
                 report.rejected += 1
                 report.reasons[_reason_kind(str(err))] += 1
-                fr.write(json.dumps({"row": ref, "reason": str(err), "record": _jsonable(raw)}, ensure_ascii=False) + "\n")
+                fr.write([{"row": ref, "reason": str(err), "record": _jsonable(raw)}])
             if limit is not None and report.written >= limit:
                 break
-    os.replace(tmp, out)
     return report
 
 

@@ -81,9 +81,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from unireward.data.schema import SchemaError
     from unireward.media import MediaError
     from unireward.models.family import ModelLoadError
+    from unireward.rows import RowFileLocked
+    from unireward.train.distill import TeacherRefused
 
     # OSError: missing, unreadable or unwritable files and folders the user named.
-    return (MediaError, ModelLoadError, SchemaError, OSError, ValueError, KeyError)
+    return (MediaError, ModelLoadError, SchemaError, OSError, ValueError, KeyError, RowFileLocked, TeacherRefused)
 
 
 def _report(e: BaseException) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 
@@ -12,6 +13,23 @@ def _budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template-family", default=None, help="prompt family (default: the official prompts)")
     p.add_argument("--max-pixels", type=int, default=None)
     p.add_argument("--frames", type=int, default=None)
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true", help="start afresh when --out was made with other settings")
+    p.add_argument("--max-error-rate", type=float, default=0.0,
+                   help="share of failed pairs (0-1) tolerated before the exit status is 1 (default 0)")  # fmt: skip
+
+
+def _exit_status(command: str, failed: int, total: int, rate: float, where: str) -> int:
+    """1 when more than ``rate`` of ``total`` failed (said on stderr), else 0."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"--max-error-rate must be between 0 and 1, got {rate}")
+    if failed > rate * total:
+        print(f"unireward {command}: {failed} of {total} pairs failed (see {where}); rerun the same command to retry them, "
+              "or allow some with --max-error-rate", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
 
 
 def _budget(args: argparse.Namespace) -> dict[str, Any]:
@@ -30,7 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base-url", required=True, help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1")
     p.add_argument("--model", default="gpt-4o")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY")
-    p.add_argument("--tasks", default="image_generation", help="comma-separated tasks to distil (paper: image generation)")
+    p.add_argument("--tasks", default="image_generation",
+                   help="comma-separated tasks to distil, or 'all' (paper: image generation)")  # fmt: skip
+    p.add_argument("--keep-unsound-reasoning", action="store_true",
+                   help="keep answers with an empty <think> or totals that contradict the verdict (dropped by default)")  # fmt: skip
+    p.add_argument("--make-unique-ids", action="store_true", help="rename repeated pair ids (with a warning) instead of refusing")
+    _run_args(p)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--max-retries", type=int, default=4)
@@ -122,12 +145,15 @@ def _distill(args: argparse.Namespace) -> int:
 
     cfg = DistillConfig(
         pairs=args.pairs, out_dir=args.out, base_url=args.base_url, model=args.model, api_key_env=args.api_key_env,
-        media_root=args.media_root, template_family=args.template_family, tasks=tuple(args.tasks.split(",")),
+        media_root=args.media_root, template_family=args.template_family, tasks=args.tasks,
         limit=args.limit, concurrency=args.concurrency, timeout=args.timeout, max_retries=args.max_retries,
-        max_tokens=args.max_tokens, budget=_budget(args),
+        max_tokens=args.max_tokens, budget=_budget(args), filter_reasoning=not args.keep_unsound_reasoning,
+        make_unique_ids=args.make_unique_ids, overwrite=args.overwrite,
     )  # fmt: skip
-    print(json.dumps(distill(cfg).to_dict(), indent=2))
-    return 0
+    report = distill(cfg)
+    print(json.dumps(report.to_dict(), indent=2))
+    where = f"{args.out}/teacher_cache.jsonl and media_errors.jsonl"
+    return _exit_status("distill", report.failed + report.media_errors, report.pairs, args.max_error_rate, where)
 
 
 def _stage_values(args: argparse.Namespace, flags: dict[str, Any], **fixed: Any) -> dict[str, Any]:

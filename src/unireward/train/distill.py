@@ -20,9 +20,10 @@ from tqdm import tqdm
 from unireward.data.schema import PreferencePair, read_pairs
 from unireward.judge.openai_http import ChatClient, ChatError, encode_messages
 from unireward.judge.request import load_pair_media, pair_messages
+from unireward.manifest import Manifest, begin_run, file_fingerprint
 from unireward.media import MediaError, VisionBudget
-from unireward.protocol.parser import parse_judgment
-from unireward.rows import append_rows, read_rows, replace_json, replace_rows
+from unireward.protocol.parser import Judgment, parse_judgment
+from unireward.rows import RowWriter, exclusive, has_rows, read_rows, replace_json, replace_rows
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class DistillConfig:
     api_key_env: str = "OPENAI_API_KEY"
     media_root: str | None = None
     template_family: str | None = None
-    tasks: tuple[str, ...] = ("image_generation",)
+    tasks: tuple[str, ...] = ("image_generation",)  # task names, or ("all",)
     limit: int | None = None
     concurrency: int = 8
     timeout: float = 120.0
@@ -45,6 +46,11 @@ class DistillConfig:
     max_tokens: int = 2048
     temperature: float = 0.0
     budget: VisionBudget = field(default_factory=VisionBudget)
+    #: drop answers whose <think> is empty or whose "Total score" lines contradict the verdict
+    filter_reasoning: bool = True
+    #: a repeated pair id is refused (its answer would be attached to the other pair); True renames it
+    make_unique_ids: bool = False
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if not self.base_url:
@@ -53,15 +59,45 @@ class DistillConfig:
             raise ValueError("concurrency >= 1, max_retries >= 0 and timeout > 0 are required")
         if isinstance(self.budget, dict):
             self.budget = VisionBudget(**self.budget)
+        self.tasks = parse_tasks(self.tasks)
+
+
+def parse_tasks(tasks: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Task names from a comma list or sequence; ``all`` means every task; unknown names are refused.
+
+    >>> parse_tasks("image_generation, video_generation")
+    ('image_generation', 'video_generation')
+    >>> len(parse_tasks("all"))
+    4
+    >>> parse_tasks("image_gen")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown task(s) ['image_gen']; choose from all, image_generation, video_generation, image_understanding, video_understanding
+    """
+    from unireward.protocol.tasks import Task
+
+    names = [t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else tasks) if t.strip()]
+    valid = [t.value for t in Task]
+    if not names:
+        raise ValueError(f"no task given; choose from all, {', '.join(valid)}")
+    if "all" in names:
+        return tuple(valid)
+    unknown = [t for t in names if t not in valid]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; choose from all, {', '.join(valid)}")
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass
 class DistillReport:
+    pairs: int = 0
     asked: int = 0
     cached: int = 0
     kept: int = 0
     wrong_verdict: int = 0
     bad_format: int = 0
+    empty_reasoning: int = 0
+    inconsistent_totals: int = 0
     failed: int = 0
     media_errors: int = 0
     ties_skipped: int = 0
@@ -73,6 +109,23 @@ class DistillReport:
         return asdict(self)
 
 
+def reasoning_problem(j: Judgment) -> str | None:
+    """Why a well-formed, correct answer is still unfit to train on, or ``None``.
+
+    >>> from unireward.protocol import parse_judgment
+    >>> reasoning_problem(parse_judgment("<think> </think><answer>Image 1 is better</answer>", "image_generation"))
+    'empty_reasoning'
+    >>> t = "<think>Total score:\\nImage 1: 5=5\\nImage 2: 9=9</think><answer>Image 1 is better</answer>"
+    >>> reasoning_problem(parse_judgment(t, "image_generation"))
+    'inconsistent_totals'
+    """
+    if not (j.think or "").strip():
+        return "empty_reasoning"
+    if j.totals_consistent is False:
+        return "inconsistent_totals"
+    return None
+
+
 def _cache_done(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     # A later "ok" row wins over an earlier failure; failures are asked again on resume.
     done: dict[str, dict[str, Any]] = {}
@@ -82,7 +135,11 @@ def _cache_done(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in done.items() if v.get("status") == "ok"}
 
 
-async def _ask_all(client: ChatClient, jobs: list[tuple[PreferencePair, list[dict[str, Any]]]], cache: Path, cfg: DistillConfig) -> None:
+class TeacherRefused(RuntimeError):
+    """The endpoint refused the credentials (HTTP 401/403): no point in asking the other pairs."""
+
+
+async def _ask_all(client: ChatClient, jobs: list[tuple[PreferencePair, list[dict[str, Any]]]], writer: RowWriter, cfg: DistillConfig) -> None:
     bar = tqdm(total=len(jobs), desc="distill", unit="pair")
 
     async def one(pair: PreferencePair, messages: list[dict[str, Any]]) -> None:
@@ -90,52 +147,99 @@ async def _ask_all(client: ChatClient, jobs: list[tuple[PreferencePair, list[dic
             resp = await client.achat(messages, request_name=pair.id, max_tokens=cfg.max_tokens, temperature=cfg.temperature)
             row = {"id": pair.id, "status": "ok", "text": resp.text, "usage": resp.usage, "finish_reason": resp.finish_reason}
         except ChatError as e:
+            if e.status in (401, 403):
+                raise TeacherRefused(f"{cfg.base_url} refused the request (HTTP {e.status}): check ${cfg.api_key_env} and --model") from e
             row = {"id": pair.id, "status": "failed", "error": str(e)}
-        append_rows(cache, [row])  # single-threaded event loop: appends never interleave
+        writer.write([row])  # single-threaded event loop: appends never interleave
         bar.update(1)
 
-    await asyncio.gather(*(one(p, m) for p, m in jobs))
-    bar.close()
+    try:
+        if jobs:  # the first request alone: a refused key stops the run before the other requests
+            await one(*jobs[0])
+        await asyncio.gather(*(one(p, m) for p, m in jobs[1:]))
+    finally:
+        bar.close()
+
+
+def _is_local(url: str) -> bool:
+    """Whether an endpoint is on this machine (a local server usually needs no key).
+
+    >>> _is_local("http://127.0.0.1:8000/v1"), _is_local("https://api.openai.com/v1")
+    (True, False)
+    """
+    from urllib.parse import urlparse
+
+    return (urlparse(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
+def run_manifest(cfg: DistillConfig) -> Manifest:
+    """What the teacher's answers depend on; ``tasks`` and ``limit`` only choose pairs and stay out."""
+    return Manifest("distill", {
+        "teacher_model": cfg.model, "template_family": cfg.template_family, "budget": cfg.budget,
+        "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "media_root": cfg.media_root,
+        "pairs_fingerprint": file_fingerprint(cfg.pairs), "filter_reasoning": cfg.filter_reasoning,
+        "make_unique_ids": cfg.make_unique_ids,
+    })  # fmt: skip
 
 
 def distill(cfg: DistillConfig) -> DistillReport:
     """Ask the teacher about every labelled pair not yet answered; write ``cold_start.jsonl``."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cache = out / "teacher_cache.jsonl"
+    cache, cold = out / "teacher_cache.jsonl", out / "cold_start.jsonl"
+    api_key = os.environ.get(cfg.api_key_env)
+    if not api_key and not _is_local(cfg.base_url):
+        raise ValueError(f"{cfg.base_url} needs an API key: set ${cfg.api_key_env} (or name another variable with --api-key-env)")
     report = DistillReport()
-    pairs = [p for p in read_pairs(cfg.pairs) if p.task.value in cfg.tasks]
+    all_pairs = read_pairs(cfg.pairs, duplicates="rename" if cfg.make_unique_ids else "refuse")
+    pairs = [p for p in all_pairs if p.task.value in cfg.tasks]
     if cfg.limit is not None:
         pairs = pairs[: cfg.limit]
-    done = _cache_done(read_rows(cache, required=("id",)))
-    report.cached = sum(1 for p in pairs if p.id in done)
+    if not pairs:
+        found = sorted({p.task.value for p in all_pairs})
+        raise ValueError(f"{cfg.pairs}: no pair of task(s) {', '.join(cfg.tasks)} (the file holds {', '.join(found) or 'none'})")
+    report.pairs = len(pairs)
+    with exclusive(cache):
+        begin_run(out, run_manifest(cfg), produced=[cache, cold], overwrite=cfg.overwrite)
+        done = _cache_done(read_rows(cache, required=("id", "status")))
+        report.cached = sum(1 for p in pairs if p.id in done)
 
-    jobs = []
-    media_failures: list[dict[str, Any]] = []
-    for pair in pairs:
-        if pair.label == "tie":
-            report.ties_skipped += 1
-            continue
-        if pair.id in done:
-            continue
-        try:
-            media = load_pair_media(pair, cfg.media_root, cfg.budget)
-        except MediaError as e:
-            report.media_errors += 1
-            media_failures.append({"id": pair.id, "error": str(e)})
-            continue
-        jobs.append((pair, encode_messages(pair_messages(pair, media, cfg.template_family, video_as="frames"))))
-    if media_failures:
-        append_rows(out / "media_errors.jsonl", media_failures)
-    report.asked = len(jobs)
-    if jobs:
-        client = ChatClient(
-            cfg.base_url, cfg.model, api_key=os.environ.get(cfg.api_key_env), concurrency=cfg.concurrency,
-            timeout=cfg.timeout, max_retries=cfg.max_retries, backoff=cfg.backoff,
-        )  # fmt: skip
-        asyncio.run(_ask_all(client, jobs, cache, cfg))
+        jobs = []
+        media_failures: list[dict[str, Any]] = []
+        for pair in pairs:
+            if pair.label == "tie":
+                report.ties_skipped += 1
+                continue
+            if pair.id in done:
+                continue
+            try:
+                media = load_pair_media(pair, cfg.media_root, cfg.budget)
+            except MediaError as e:
+                report.media_errors += 1
+                media_failures.append({"id": pair.id, "error": str(e)})
+                continue
+            jobs.append((pair, encode_messages(pair_messages(pair, media, cfg.template_family, video_as="frames"))))
+        replace_rows(out / "media_errors.jsonl", media_failures)
+        report.asked = len(jobs)
+        if jobs:
+            client = ChatClient(
+                cfg.base_url, cfg.model, api_key=api_key, concurrency=cfg.concurrency,
+                timeout=cfg.timeout, max_retries=cfg.max_retries, backoff=cfg.backoff,
+            )  # fmt: skip
+            with RowWriter(cache, lock=False) as w:
+                asyncio.run(_ask_all(client, jobs, w, cfg))
 
-    rows = read_rows(cache, required=("id",))
+        rows = read_rows(cache, required=("id", "status"))
+        kept = _select(cfg, pairs, rows, report)
+        if not kept and has_rows(cold):
+            raise ValueError(f"no judgment was kept ({report.to_dict()}); {cold} keeps its earlier records")
+        replace_rows(cold, kept)
+        replace_json(out / "distill_report.json", report.to_dict())
+    return report
+
+
+def _select(cfg: DistillConfig, pairs: list[PreferencePair], rows: list[dict[str, Any]], report: DistillReport) -> list[dict[str, Any]]:
+    """The cold-start records: strict format, verdict == label, and (by default) sound reasoning."""
     done = _cache_done(rows)
     failed_ids = {r["id"] for r in rows if r.get("status") == "failed"} - set(done)
     kept: list[dict[str, Any]] = []
@@ -152,16 +256,17 @@ def distill(cfg: DistillConfig) -> DistillReport:
         usage = row.get("usage") or {}
         report.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         report.completion_tokens += int(usage.get("completion_tokens") or 0)
-        j = parse_judgment(row["text"], pair.task, strict=True)
+        j = parse_judgment(row.get("text") or "", pair.task, strict=True)
+        problem = reasoning_problem(j) if cfg.filter_reasoning and j.ok and j.winner == pair.label else None
         if not j.ok:
             report.bad_format += 1
         elif j.winner != pair.label:
             report.wrong_verdict += 1
+        elif problem is not None:
+            setattr(report, problem, getattr(report, problem) + 1)
         else:
             kept.append({"pair": pair.to_dict(), "completion": row["text"].strip(), "source": f"teacher:{cfg.model}"})
             per_task[pair.task.value] += 1
     report.kept = len(kept)
     report.per_task_kept = dict(per_task)
-    replace_rows(out / "cold_start.jsonl", kept)
-    replace_json(out / "distill_report.json", report.to_dict())
-    return report
+    return kept

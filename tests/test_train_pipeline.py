@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from unireward.manifest import SettingsChanged
 from unireward.train.pipeline import Pipeline
 from unireward.train.recipe import load_recipe
 
@@ -111,6 +112,16 @@ def test_micro_pipeline_runs_every_stage_reports_and_resumes(tmp_path: Path) -> 
     markers = {p.name: p.stat().st_mtime for p in (out / "stages").iterdir()}
     Pipeline(load_recipe(str(recipe_path)), str(out)).run(progress=lambda s: None)
     assert {p.name: p.stat().st_mtime for p in (out / "stages").iterdir()} == markers
+    # an edited recipe is refused, naming what changed; --overwrite redoes only the stages it touches
+    recipe_path.write_text(yaml.safe_dump({**MICRO, "rs_sft": {**MICRO["rs_sft"], "learning_rate": 0.01}}))
+    with pytest.raises(SettingsChanged, match=r"stage rs_sft .*learning_rate: 0.005 -> 0.01"):
+        Pipeline(load_recipe(str(recipe_path)), str(out)).run(progress=lambda s: None)
+    recipe_path.write_text(yaml.safe_dump({**MICRO, "eval": {"max_new_tokens": 12, "batch_size": 8}}))
+    with pytest.raises(SettingsChanged, match=r"stage eval_base .*max_new_tokens"):
+        Pipeline(load_recipe(str(recipe_path)), str(out)).run(progress=lambda s: None)
+    Pipeline(load_recipe(str(recipe_path)), str(out), overwrite=True).run(progress=lambda s: None)
+    redone = {p.name for p in (out / "stages").iterdir() if p.stat().st_mtime != markers[p.name]}
+    assert redone == {"eval_base.json", "eval_cold_start.json", "eval_rejection_sampling.json", "eval_grpo.json"}
 
 
 @pytest.mark.parametrize("name", ["paper-qwen25vl-7b", "tiny-cpu"])

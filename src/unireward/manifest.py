@@ -219,8 +219,8 @@ def begin_run(
         for p in existing:
             log.warning("--overwrite: removing %s", p)
             if p.is_dir():
-                shutil.rmtree(p)
+                shutil.rmtree(p, ignore_errors=True)  # every rank of a distributed run may get here
             else:
-                p.unlink()
+                p.unlink(missing_ok=True)
     replace_json(manifest_path(output), manifest.to_dict())
     return state

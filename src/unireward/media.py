@@ -337,6 +337,24 @@ def _sequential_decode(path: Path, total: int, idx: list[int], convert: Any) -> 
     return kept
 
 
+def load_frames(frames: Any, budget: VisionBudget | None = None, n_videos: int = 1, root: Any = None) -> Frames:
+    """A video given as a list of frames (paths, resolved against ``root``, or PIL images), sampled
+    like a video file: ``budget.frames`` uniformly spaced, sized so ``n_videos`` videos share the budget.
+
+    >>> from PIL import Image
+    >>> out = load_frames([Image.new("RGB", (56, 56))] * 120, VisionBudget(frames=8))
+    >>> len(out), out.indices[:3], out.total
+    (8, [0, 17, 34], 120)
+    """
+    budget = budget or VisionBudget()
+    frames = list(frames)
+    if not frames:
+        raise MediaError("frame list", "no frames")
+    ids = sample_indices(len(frames), budget.frames)
+    load = [frames[i] if isinstance(frames[i], Image.Image) else resolve(str(frames[i]), root) for i in ids]
+    return Frames((load_image(f, budget, n_images=len(ids) * n_videos) for f in load), indices=ids, total=len(frames))
+
+
 def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = None, n_videos: int = 1) -> Frames:
     """Frames of a video: ``budget.frames`` uniformly sampled (or at ``budget.fps``, capped at ``frames``),
     each resized so all frames of ``n_videos`` videos share ``max_total_pixels``; returned as
@@ -352,8 +370,7 @@ def load_video(source: str | os.PathLike[str], budget: VisionBudget | None = Non
         frames = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"))
         if not frames:
             raise MediaError(path, "frame directory holds no images")
-        ids = sample_indices(len(frames), budget.frames)
-        return Frames((load_image(frames[i], budget, n_images=len(ids) * n_videos) for i in ids), indices=ids, total=len(frames))
+        return load_frames(frames, budget, n_videos)
     _check_file(path, budget)
     try:
         container = av.open(str(path))

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unireward.data.schema import PreferencePair, SchemaError, normalize_label, read_pairs
+from unireward.data.schema import PreferencePair, SchemaError, iter_pairs, normalize_label
 from unireward.metrics import vlrb_category
 from unireward.protocol import Task
+from unireward.rows import BadLine, iter_rows
 
 GENAI_TASKS = ("image_generation", "image_edition", "video_generation")
 VIDEOGEN_DIMS = ("Overall", "VQ", "MQ", "TA")
@@ -26,33 +27,76 @@ VIDEOGEN_DIMS = ("Overall", "VQ", "MQ", "TA")
 
 def read_records(path: str | os.PathLike[str], split: str | None = None, config: str | None = None) -> list[dict[str, Any]]:
     """Rows of a local JSONL / JSON / CSV / parquet file, or of a hub dataset when ``path`` is not
-    a local file (needs a network and ``datasets``)."""
+    a local file (needs a network and ``datasets``); a bad JSONL line is an error naming it."""
+    bad: list[SchemaError] = []
+    rows = [rec for _, rec in located_records(path, split, config, bad)]
+    if bad:
+        raise bad[0]
+    return rows
+
+
+def located_records(
+    path: str | os.PathLike[str], split: str | None = None, config: str | None = None, bad: list[SchemaError] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(where, record)`` for every record: ``file:line`` for JSONL (the line in the file, blank
+    lines counted), ``file:row N`` otherwise. JSONL lines that cannot be read go to ``bad``."""
     p = Path(path)
     if not p.exists():
         if str(path).count("/") == 1 and not str(path).startswith((".", "/")):
             import datasets
 
-            return [dict(r) for r in datasets.load_dataset(str(path), config, split=split or "test")]
+            return [(f"{path}:row {n}", dict(r)) for n, r in enumerate(datasets.load_dataset(str(path), config, split=split or "test"))]
         raise FileNotFoundError(f"benchmark file not found: {path}")
     suffix = p.suffix.lower()
     if suffix == ".jsonl":
-        with open(p, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+        out = []
+        for item in iter_rows(p):
+            if isinstance(item, BadLine):
+                if bad is not None:
+                    bad.append(SchemaError(item.reason, f"{p.name}:{item.line}"))
+            else:
+                out.append((f"{p.name}:{item.line}", item.data))
+        return out
     if suffix == ".json":
         data = json.loads(p.read_text(encoding="utf-8"))
         if isinstance(data, dict):
             data = data.get("data", data.get(split or "test", data))
         if not isinstance(data, list):
             raise ValueError(f"{p}: expected a list of records")
-        return data
+        return [(f"{p.name}:row {n}", rec) for n, rec in enumerate(data)]
     if suffix == ".csv":
         with open(p, encoding="utf-8", newline="") as f:
-            return list(csv.DictReader(f))
+            return [(f"{p.name}:{n}", rec) for n, rec in enumerate(csv.DictReader(f), start=2)]  # line 1 is the header
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(p).to_pylist()
+        return [(f"{p.name}:row {n}", rec) for n, rec in enumerate(pq.read_table(p).to_pylist())]
     raise ValueError(f"{p}: unsupported format {suffix!r} (use .jsonl, .json, .csv or .parquet)")
+
+
+def _convert(
+    records: list[tuple[str, Any]], make: Callable[[str, dict[str, Any]], PreferencePair], bad: list[SchemaError] | None
+) -> list[PreferencePair]:
+    """Pairs from located records; a record that does not fit is a :class:`SchemaError` naming its
+    file, row and field: raised, or (with ``bad``) collected while the others are loaded."""
+    pairs = []
+    for where, rec in records:
+        try:
+            if not isinstance(rec, dict):
+                raise SchemaError(f"expected an object, got {type(rec).__name__}", where)
+            pairs.append(make(where, rec))
+        except KeyError as e:
+            err = SchemaError("missing field", where, str(e.args[0]))
+        except SchemaError as e:
+            err = e if e.row is not None else SchemaError(e.message, where, e.field)
+        except (ValueError, TypeError) as e:
+            err = SchemaError(str(e), where)
+        else:
+            continue
+        if bad is None:
+            raise err
+        bad.append(err)
+    return pairs
 
 
 def _media(value: Any, cache_dir: Path | None, name: str) -> str:
@@ -91,24 +135,28 @@ def _unique_ids(raw_ids: list[str]) -> list[str]:
     return out
 
 
-def load_vl_rewardbench(path: str, split: str | None = None, cache_dir: Path | None = None, **_: Any) -> list[PreferencePair]:
+def load_vl_rewardbench(
+    path: str, split: str | None = None, cache_dir: Path | None = None, bad: list[SchemaError] | None = None, **_: Any
+) -> list[PreferencePair]:
     """VL-RewardBench: ``human_ranking[i] == 0`` marks the preferred response (label ``i + 1``)."""
-    records = read_records(path, split or "test")
-    ids = _unique_ids([str(r["id"]) for r in records])
-    pairs = []
-    for n, (rec, pid) in enumerate(zip(records, ids, strict=True), start=1):
-        ranking = list(rec["human_ranking"])
-        if sorted(ranking) != [0, 1] or len(rec["response"]) != 2:
-            raise SchemaError(f"expected two responses ranked [0, 1] or [1, 0], got {ranking}", f"{path}:{n}", "human_ranking")
+    records = located_records(path, split or "test", bad=bad)
+    ids = dict(zip((w for w, _ in records), _unique_ids([str(r.get("id")) for _, r in records]), strict=True))
+
+    def make(where: str, rec: dict[str, Any]) -> PreferencePair:
+        pid = ids[where]
+        ranking, response = rec["human_ranking"], rec["response"]
+        if not isinstance(ranking, list) or sorted(ranking) != [0, 1] or not isinstance(response, list) or len(response) != 2:
+            raise SchemaError(f"expected two responses ranked [0, 1] or [1, 0], got {ranking!r:.60}", where, "human_ranking")
         image = rec.get("image_path") or rec.get("image")
-        pairs.append(PreferencePair(
-            id=pid, task=Task.IMAGE_UNDERSTANDING, prompt=rec["query"], candidates=tuple(rec["response"]),
+        return PreferencePair(
+            id=pid, task=Task.IMAGE_UNDERSTANDING, prompt=rec["query"], candidates=tuple(response),
             label=ranking.index(0) + 1, reference=_media(image, cache_dir, pid), source="vl-rewardbench",
             meta={"item_id": str(rec["id"]), "category": vlrb_category(str(rec["id"]), "official"),
                   "category_legacy": vlrb_category(str(rec["id"]), "legacy"),
                   "query_source": rec.get("query_source")},
-        ))  # fmt: skip
-    return pairs
+        )  # fmt: skip
+
+    return _convert(records, make, bad)
 
 
 def _genai_task(rec: dict[str, Any]) -> str:
@@ -120,7 +168,8 @@ def _genai_task(rec: dict[str, Any]) -> str:
 
 
 def load_genai_bench(
-    path: str, split: str | None = None, cache_dir: Path | None = None, task: str | None = None, **_: Any
+    path: str, split: str | None = None, cache_dir: Path | None = None, task: str | None = None,
+    bad: list[SchemaError] | None = None, **_: Any,
 ) -> list[PreferencePair]:
     """GenAI-Bench rows (``vote_type`` = leftvote / rightvote / tievote / bothbad_vote).
 
@@ -129,11 +178,12 @@ def load_genai_bench(
     """
     if task is not None and task not in GENAI_TASKS:
         raise ValueError(f"GenAI-Bench task must be one of {GENAI_TASKS}, got {task!r}")
-    records = read_records(path, split or "test", config=task)
-    pairs = []
-    for n, rec in enumerate(records):
+    records = located_records(path, split or "test", config=task, bad=bad)
+    index = {w: n for n, (w, _) in enumerate(records)}
+
+    def make(where: str, rec: dict[str, Any]) -> PreferencePair:
         kind = task or _genai_task(rec)
-        pid = str(rec.get("idx", n))
+        pid = str(rec.get("idx", index[where]))
         vote = rec["vote_type"]
         if kind == "image_edition":
             cands = (rec["left_output_image"], rec["right_output_image"])
@@ -143,13 +193,14 @@ def load_genai_bench(
             key = "video" if kind == "video_generation" else "image"
             cands = (rec[f"left_{key}"], rec[f"right_{key}"])
             prompt, reference = rec["prompt"], None
-        pairs.append(PreferencePair(
+        return PreferencePair(
             id=pid, task=Task.VIDEO_GENERATION if kind == "video_generation" else Task.IMAGE_GENERATION,
             prompt=prompt, candidates=(_media(cands[0], cache_dir, f"{pid}_left"), _media(cands[1], cache_dir, f"{pid}_right")),
-            label=normalize_label(vote, pid), reference=reference, source=f"genai-bench/{kind}",
+            label=normalize_label(vote, where), reference=reference, source=f"genai-bench/{kind}",
             meta={"vote_type": vote, "genai_task": kind},
-        ))  # fmt: skip
-    return pairs
+        )  # fmt: skip
+
+    return _convert(records, make, bad)
 
 
 def _ab(value: Any) -> int:
@@ -158,42 +209,68 @@ def _ab(value: Any) -> int:
     return {1: 1, 2: -1, "tie": 0}[lab]
 
 
-def load_videogen_rewardbench(path: str, split: str | None = None, **_: Any) -> list[PreferencePair]:
+def load_videogen_rewardbench(path: str, split: str | None = None, bad: list[SchemaError] | None = None, **_: Any) -> list[PreferencePair]:
     """VideoGen-RewardBench / VideoAlign CSV: ``path_A, path_B, prompt`` and A/B/same labels per
     dimension (``Overall``, ``VQ``, ``MQ``, ``TA``; whichever are present). Rows repeat, so ids are
     row numbers. The pair label is ``Overall`` when present, else the first dimension."""
-    records = read_records(path, split)
-    pairs = []
-    for n, rec in enumerate(records):
+    records = located_records(path, split, bad=bad)
+    index = {w: n for n, (w, _) in enumerate(records)}
+
+    def make(where: str, rec: dict[str, Any]) -> PreferencePair:
         dims = {d: _ab(rec[d]) for d in VIDEOGEN_DIMS if rec.get(d) not in (None, "")}
         if not dims:
-            raise SchemaError(f"no label among {VIDEOGEN_DIMS}", f"{path}:{n + 2}")
+            raise SchemaError(f"no label among {VIDEOGEN_DIMS}", where)
         first = next(iter(dims.values()))
-        pairs.append(PreferencePair(
-            id=f"row{n:06d}", task=Task.VIDEO_GENERATION, prompt=rec["prompt"],
+        return PreferencePair(
+            id=f"row{index[where]:06d}", task=Task.VIDEO_GENERATION, prompt=rec["prompt"],
             candidates=(str(rec["path_A"]), str(rec["path_B"])), label={1: 1, -1: 2, 0: "tie"}[first],
             source="videogen-rewardbench", meta={"labels": dims},
-        ))  # fmt: skip
-    return pairs
+        )  # fmt: skip
+
+    return _convert(records, make, bad)
 
 
-def load_sharegptvideo(path: str, split: str | None = None, **_: Any) -> list[PreferencePair]:
+def load_sharegptvideo(path: str, split: str | None = None, bad: list[SchemaError] | None = None, **_: Any) -> list[PreferencePair]:
     """ShareGPTVideo DPO rows ``id, video, prompt, chosen, rejected``: the chosen answer is candidate 1
-    (the runner randomises the order shown to the judge)."""
-    records = read_records(path, split)
-    return [
-        PreferencePair(
-            id=str(rec.get("id", n)), task=Task.VIDEO_UNDERSTANDING, prompt=rec["prompt"],
+    (the runner randomises the order shown to the judge). Ids must be unique (results are keyed by them)."""
+    records = located_records(path, split, bad=bad)
+    index = {w: n for n, (w, _) in enumerate(records)}
+
+    def make(where: str, rec: dict[str, Any]) -> PreferencePair:
+        return PreferencePair(
+            id=str(rec.get("id", index[where])), task=Task.VIDEO_UNDERSTANDING, prompt=rec["prompt"],
             candidates=(rec["chosen"], rec["rejected"]), label=1, reference=str(rec["video"]),
             source="sharegptvideo", meta={k: rec[k] for k in ("chosen_score", "rejected_score") if k in rec},
         )  # fmt: skip
-        for n, rec in enumerate(records)
-    ]
+
+    return refuse_duplicate_ids(_convert(records, make, bad), path)
 
 
-def load_pairs(path: str, **_: Any) -> list[PreferencePair]:
-    """Any file in the canonical pair schema (one JSON object per line)."""
-    return read_pairs(path)
+def refuse_duplicate_ids(pairs: list[PreferencePair], path: str) -> list[PreferencePair]:
+    """The pairs, or a :class:`SchemaError` naming every id that repeats (results are keyed by id:
+    a repeat would score one pair's judgments against another pair's label)."""
+    first: dict[str, int] = {}
+    clashes: list[str] = []
+    for n, p in enumerate(pairs, start=1):
+        if p.id in first:
+            clashes.append(f"{p.id!r} (records {first[p.id]} and {n})")
+        first.setdefault(p.id, n)
+    if clashes:
+        raise SchemaError(f"duplicate ids: {', '.join(clashes[:5])}{' ...' if len(clashes) > 5 else ''}; ids must be unique", Path(path).name, "id")
+    return pairs
+
+
+def load_pairs(path: str, bad: list[SchemaError] | None = None, **_: Any) -> list[PreferencePair]:
+    """Any file in the canonical pair schema (one JSON object per line); repeated ids are refused."""
+    pairs = []
+    for item in iter_pairs(path, errors="raise" if bad is None else "yield", duplicates="refuse"):
+        if isinstance(item, SchemaError):
+            if item.field == "id" and "duplicate id" in item.message:
+                raise item  # a duplicate is not one bad row: every result of that id would be mixed
+            bad.append(item)  # type: ignore[union-attr]
+        else:
+            pairs.append(item)
+    return pairs
 
 
 @dataclass(frozen=True)

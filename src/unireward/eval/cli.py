@@ -74,10 +74,13 @@ def _run(args: argparse.Namespace) -> int:
 
         print(render_markdown(report))
         print(f"report written to {cfg.out_dir}")
-    n_err, n = report["errors"]["judgments"], report["n_judgments"]
+    errors = report["errors"]
+    n_bad = len(errors.get("bad_records", []))
+    n_err, n = errors["judgments"] + n_bad, report["n_judgments"] + n_bad
     if n_err > args.max_error_rate * n:
-        print(f"unireward eval: {n_err} of {n} judgments failed ({report['errors']['pairs']} pairs left out of every number); "
-              f"rerun the same command to retry them, or allow some with --max-error-rate", file=sys.stderr)  # fmt: skip
+        print(f"unireward eval: {errors['judgments']} of {report['n_judgments']} judgments failed and {n_bad} records could not "
+              f"be read ({errors['pairs'] + n_bad} pairs left out of every number); rerun the same command to retry failed "
+              "judgments, fix the data, or allow some with --max-error-rate", file=sys.stderr)  # fmt: skip
         return 1
     return 0
 

@@ -65,6 +65,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     if "swap_consistency" in report:
         s = report["swap_consistency"]
         lines += ["", f"Swap consistency: {s['percent']}% ({s['consistent']}/{s['pairs']} pairs agree in both orders)."]
+    if report.get("errors", {}).get("bad_records"):
+        lines += ["", "Records left out (they do not fit the benchmark's format):", *[f"- {e}" for e in report["errors"]["bad_records"][:20]]]
     if report.get("errors", {}).get("examples"):
         lines += ["", "Failed judgments (rerun the same command to retry them):", *[f"- {e}" for e in report["errors"]["examples"]]]
     return "\n".join(lines) + "\n"

@@ -21,7 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from unireward.data.schema import PreferencePair
+from unireward.data.schema import PreferencePair, SchemaError
 from unireward.eval.baselines import build_judge
 from unireward.eval.benchmarks import get_benchmark
 from unireward.eval.protocols import PROTOCOLS, Verdict, from_judgment, winner_to_genai_vote
@@ -348,13 +348,17 @@ def run_eval(cfg: EvalConfig, judge: BaseJudge | None = None) -> dict[str, Any]:
 
     bench = get_benchmark(cfg.benchmark)
     out = Path(cfg.out_dir)
-    pairs = bench.load(cfg.data, split=cfg.split, cache_dir=out / "media", task=cfg.task)
+    bad: list[SchemaError] = []  # records that do not fit: named, left out, counted as errors
+    pairs = bench.load(cfg.data, split=cfg.split, cache_dir=out / "media", task=cfg.task, bad=bad)
+    for e in bad:
+        log.warning("%s: left out: %s", cfg.data, e)
     if cfg.limit is not None:
         pairs = pairs[: cfg.limit]
     if not pairs:
-        raise ValueError(f"{cfg.data}: no pairs to evaluate")
+        raise ValueError(f"{cfg.data}: no pairs to evaluate" + (f" ({len(bad)} records could not be read, first: {bad[0]})" if bad else ""))
     judge = judge or build_judge(cfg.judge, cfg.seed, **cfg.judge_options)
     records = predict(cfg, pairs, judge)
     report = score(cfg, pairs, records, judge.name)
+    report["errors"]["bad_records"] = [str(e) for e in bad]
     write_report(report, out)
     return report

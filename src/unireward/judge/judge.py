@@ -15,7 +15,7 @@ from unireward.judge.backends import Backend, Generation, HTTPBackend, SamplingP
 from unireward.judge.base import BaseJudge
 from unireward.judge.options import BatchOptions, JudgeOptions
 from unireward.judge.request import load_pair_media, pair_messages
-from unireward.media import Frames, MediaError, VisionBudget, load_image, load_video, resolve
+from unireward.media import Frames, MediaError, VisionBudget, load_frames, load_image, load_video, resolve
 from unireward.protocol.parser import Judgment, parse_judgment
 from unireward.protocol.tasks import Mode, Task
 from unireward.protocol.templates import render_messages
@@ -70,13 +70,13 @@ def load_medium(ref: Any, task: Task, root: Any, budget: VisionBudget, n: int) -
     """An image or a video (path, PIL image, frame list, bytes) loaded under the budget."""
     if isinstance(ref, Image.Image) or isinstance(ref, (bytes, bytearray)):
         return load_image(ref, budget, n_images=n)
-    if isinstance(ref, (list, tuple)):  # frames (paths or PIL images)
+    if isinstance(ref, (list, tuple)) and not isinstance(ref, Frames):  # frames (paths or PIL images)
+        return load_frames(ref, budget, n_videos=n, root=root)
+    if isinstance(ref, Frames):  # loaded by load_video (already sampled): keep where the frames came from
         per = budget.per_image_max(len(ref) * n)
         one = VisionBudget(**{**budget.__dict__, "max_pixels": max(per, budget.min_pixels)})
         frames = [load_image(f if isinstance(f, Image.Image) else resolve(str(f), root), one) for f in ref]
-        if isinstance(ref, Frames):  # loaded by load_video: keep where the frames came from
-            return Frames(frames, indices=ref.indices, fps=ref.fps, total=ref.total)
-        return frames
+        return Frames(frames, indices=ref.indices, fps=ref.fps, total=ref.total)
     path = resolve(str(ref), root)
     if task.is_video:
         return load_video(path, budget, n_videos=n)

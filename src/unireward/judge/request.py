@@ -10,15 +10,14 @@ import os
 from typing import Any
 
 from unireward.data.schema import MediaRef, PreferencePair
-from unireward.media import VisionBudget, load_image, load_video, resolve
+from unireward.media import VisionBudget, load_frames, load_image, load_video, resolve
 from unireward.protocol.tasks import Mode, Task
 from unireward.protocol.templates import render_messages
 
 
 def _load(ref: MediaRef, task: Task, root: str | os.PathLike[str] | None, budget: VisionBudget, n: int) -> Any:
-    if isinstance(ref, list):  # a video given as frame files
-        per = budget.per_image_max(len(ref) * n)
-        return [load_image(resolve(f, root), budget=VisionBudget(**{**budget.__dict__, "max_pixels": per})) for f in ref]
+    if isinstance(ref, list):  # a video given as frame files: sampled like a video file
+        return load_frames(ref, budget, n_videos=n, root=root)
     path = resolve(ref, root)
     if task.is_video:
         return load_video(path, budget, n_videos=n)

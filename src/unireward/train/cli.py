@@ -73,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=float, default=None)
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on save)")
     p.add_argument("--train-vision", action="store_true", help="do not freeze the vision tower")
+    p.add_argument("--overwrite", action="store_true", help="retrain when --out holds a model trained with other settings")
     _budget_args(p)
     p.set_defaults(func=_sft)
 
@@ -86,6 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=1024)
     p.add_argument("--judged-by", choices=["majority", "any", "all"], default="majority")
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--make-unique-ids", action="store_true", help="rename repeated pair ids (with a warning) instead of refusing")
+    _run_args(p)
     _budget_args(p)
     p.set_defaults(func=_sample)
 
@@ -101,6 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lora", action="store_true")
     p.add_argument("--use-vllm", action="store_true")
     p.add_argument("--vllm-mode", choices=["colocate", "server"], default=None)
+    p.add_argument("--overwrite", action="store_true", help="retrain when --out holds a model trained with other settings")
     _budget_args(p)
     p.set_defaults(func=_grpo)
 
@@ -109,6 +113,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--dry-run", action="store_true", help="validate and print every stage's configuration; load nothing")
     p.add_argument("--stop-after", default=None, help="stop after this stage")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo a finished stage whose recipe settings changed (and every stage after it) instead of refusing")  # fmt: skip
     p.add_argument("--family", default=None, help="model family of the recipe's base model (overrides the recipe)")
     p.add_argument("--seed", type=int, default=None, help="training seed (tiny-model init, teacher, trainers); data keep theirs")
     p.set_defaults(func=_pipeline)
@@ -161,7 +167,8 @@ def _stage_values(args: argparse.Namespace, flags: dict[str, Any], **fixed: Any)
     from unireward.train.sft import LoraSettings
 
     values: dict[str, Any] = {"media_root": args.media_root, "template_family": args.template_family,
-                              "family": args.family, "budget": _budget(args), **fixed, **_load_overrides(args.config)}  # fmt: skip
+                              "family": args.family, "budget": _budget(args), "overwrite": args.overwrite,
+                              **fixed, **_load_overrides(args.config)}  # fmt: skip
     values.update({k: v for k, v in flags.items() if v is not None})
     if args.lora:
         values["lora"] = LoraSettings()
@@ -185,11 +192,12 @@ def _sample(args: argparse.Namespace) -> int:
         model=args.model, pairs=args.pairs, out_dir=args.out, family=args.family, media_root=args.media_root,
         template_family=args.template_family, k=args.k, temperature=args.temperature,
         max_new_tokens=args.max_new_tokens, judged_by=args.judged_by, limit=args.limit, budget=_budget(args),
+        make_unique_ids=args.make_unique_ids, overwrite=args.overwrite,
     )  # fmt: skip
     stats = sample(cfg)
     stats.pop("config", None)
     print(json.dumps(stats, indent=2))
-    return 0
+    return _exit_status("sample", stats["errors"], stats["total_pairs"], args.max_error_rate, f"{args.out}/samples.jsonl")
 
 
 def _grpo(args: argparse.Namespace) -> int:
@@ -221,13 +229,13 @@ def _pipeline(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(dry_run(recipe, args.out), indent=2, default=str))
         return 0
-    report = Pipeline(recipe, args.out, stop_after=args.stop_after).run()
+    report = Pipeline(recipe, args.out, stop_after=args.stop_after, overwrite=args.overwrite).run()
     _print_table(report)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    args.dry_run, args.stop_after = False, None
+    args.dry_run, args.stop_after, args.overwrite = False, None, False
     return _pipeline(args)
 
 

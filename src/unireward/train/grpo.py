@@ -8,7 +8,6 @@ G completions all got the same reward, hence no gradient); the stage summary kee
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,9 @@ from typing import Any
 
 from unireward.models.family import resolve_budget
 from unireward.rewards import get_reward_functions
-from unireward.rows import read_rows
+from unireward.rows import read_rows, replace_json
 from unireward.train.records import iter_rows, to_dataset
-from unireward.train.sft import TrainerCommon, latest_checkpoint, load_policy
+from unireward.train.sft import TrainerCommon, begin_stage, latest_checkpoint, load_policy
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +119,9 @@ def run_grpo(
 
     out = Path(cfg.output_dir)
     final = out / "final"
+    begin_stage("grpo", cfg)
     if (final / "config.json").exists():
-        log.info("%s already trained; skipping", final)
+        log.info("%s already trained with these settings; skipping", final)
         return final
     errors: list[str] = []
     if dataset is None:
@@ -138,10 +138,10 @@ def run_grpo(
         processor.save_pretrained(final)
         history = trainer.state.log_history
         zero = [h["frac_reward_zero_std"] for h in history if "frac_reward_zero_std" in h]
-        (out / "grpo_summary.json").write_text(json.dumps({
+        replace_json(out / "grpo_summary.json", {
             "prompts": len(dataset), "load_errors": errors, "steps": trainer.state.global_step,
             "mean_frac_reward_zero_std": sum(zero) / len(zero) if zero else None,
             "log_history": history, "config": cfg.to_dict(),
-        }, indent=2, default=str))  # fmt: skip
+        })  # fmt: skip
     trainer.accelerator.wait_for_everyone()
     return final

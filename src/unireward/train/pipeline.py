@@ -15,6 +15,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from unireward.manifest import SettingsChanged, code_version, describe_change, differing_keys, normalize
 from unireward.rows import has_rows, read_rows, replace_json
 from unireward.train.recipe import Layout, Recipe, resolve
 
@@ -69,12 +70,30 @@ def stage_metrics(records: list[dict[str, Any]], pairs: dict[str, Any]) -> dict[
 
 
 class Pipeline:
-    def __init__(self, recipe: Recipe, out_dir: str, stop_after: str | None = None):
+    def __init__(self, recipe: Recipe, out_dir: str, stop_after: str | None = None, overwrite: bool = False):
         self.recipe = recipe
         self.lay = Layout(Path(out_dir))
         self.cfg = resolve(recipe, out_dir)
         self.stop_after = stop_after
+        self.overwrite = overwrite
         self.lay.stages.mkdir(parents=True, exist_ok=True)
+
+    def stage_settings(self, stage: str) -> dict[str, Any]:
+        """What a stage's result depends on in the recipe (its marker records them; a rerun compares)."""
+        c = self.cfg
+        if stage == "prepare":
+            out = {"data": c["data"], "model": c["model"], "seed": self.recipe.seed}
+        elif stage in EVAL_STAGES:
+            out = {"eval": c["eval"], "test": c["data"]["test"], "template_family": self.recipe.template_family,
+                   "budget": self.recipe.vision_budget()}  # fmt: skip
+        elif stage == "distill":
+            out = {k: v for k, v in _jsonable(c["distill"]).items() if k != "base_url"}  # the scripted teacher's port varies
+            out["teacher"] = c["teacher"]
+        else:
+            key = {"base_sft": "base_sft", "cold_start": "cold_start", "sample": "sample", "rs_sft": "rs_sft", "grpo": "grpo"}[stage]
+            out = dict(_jsonable(c[key]))
+        out.pop("overwrite", None)
+        return normalize({**_jsonable(out), "code_version": code_version()})
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _marker(self, stage: str) -> Path:
@@ -85,7 +104,7 @@ class Pipeline:
         return json.loads(m.read_text()) if m.exists() else None
 
     def _finish(self, stage: str, info: dict[str, Any], started: float) -> dict[str, Any]:
-        info = {"stage": stage, "seconds": round(time.time() - started, 1), **info}
+        info = {"stage": stage, "seconds": round(time.time() - started, 1), **info, "settings": self.stage_settings(stage)}
         replace_json(self._marker(stage), _jsonable(info))
         return info
 
@@ -226,7 +245,7 @@ class Pipeline:
         cfg = EvalConfig(
             benchmark="pairs", data=test, out_dir=str(self.lay.evals / stage), judge=model_dir,
             media_root=self.cfg["data"]["media_root"], order="as-is", unparsed="wrong", batch_size=ev.batch_size,
-            data_kind="synthetic" if self.recipe.data.synthetic else "real",
+            data_kind="synthetic" if self.recipe.data.synthetic else "real", overwrite=self.overwrite,
             judge_options={"template_family": self.recipe.template_family, "max_new_tokens": ev.max_new_tokens,
                            "video_as": "frames"},
         )  # fmt: skip
@@ -239,13 +258,19 @@ class Pipeline:
     def run(self, progress: Any = print) -> dict[str, Any]:
         from unireward.train.recipe import STAGES
 
-        for stage in STAGES:
+        for i, stage in enumerate(STAGES):
             info = self.done(stage)
-            if info is None:
+            if info is not None:
+                self._check_marker(stage, info)
+            if info is None or self.done(stage) is None:
                 started = time.time()
                 progress(f"[unireward] stage {stage} ...")
+                self._allow_overwrite(stage)
                 result = self.evaluate(EVAL_STAGES[stage]) if stage in EVAL_STAGES else getattr(self, stage)()
                 info = self._finish(stage, result, started)
+                if stage not in EVAL_STAGES:  # later stages were made from this one's old output
+                    for later in STAGES[i + 1 :]:
+                        self._marker(later).unlink(missing_ok=True)
                 if stage in EVAL_STAGES:
                     progress(f"[unireward] {EVAL_STAGES[stage]}: accuracy {info['accuracy']:.3f}, format validity {info['format_validity']:.3f} ({info['seconds']} s)")
             else:
@@ -253,6 +278,27 @@ class Pipeline:
             if stage == self.stop_after:
                 break
         return self.report()
+
+    def _check_marker(self, stage: str, info: dict[str, Any]) -> None:
+        """A finished stage made with other recipe settings is refused (or, with overwrite, redone)."""
+        before, now = info.get("settings") or {}, self.stage_settings(stage)
+        keys = differing_keys(before, now)
+        if not keys:
+            return
+        if not self.overwrite:
+            what = describe_change(before, now, keys) if before else "the marker records no settings"
+            raise SettingsChanged(
+                f"stage {stage} in {self.lay.root} was made with other settings ({what}); "
+                "rerun with the same recipe to resume, pass --overwrite to redo it and the stages after it, or choose another --out"
+            )
+        self._marker(stage).unlink()
+
+    def _allow_overwrite(self, stage: str) -> None:
+        # The stage's own outputs carry manifests too; with --overwrite they are replaced, not refused.
+        key = {"base_sft": "base_sft", "cold_start": "cold_start", "sample": "sample", "rs_sft": "rs_sft",
+               "grpo": "grpo", "distill": "distill"}.get(stage)  # fmt: skip
+        if self.overwrite and key and self.cfg.get(key) is not None:
+            self.cfg[key].overwrite = True
 
     def report(self) -> dict[str, Any]:
         from unireward.train.report import write_pipeline_report

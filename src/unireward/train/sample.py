@@ -18,10 +18,11 @@ from tqdm import tqdm
 
 from unireward.data.schema import PreferencePair, read_pairs
 from unireward.judge.request import load_pair_media, pair_messages
+from unireward.manifest import Manifest, begin_run, file_fingerprint, model_settings
 from unireward.media import MediaError, VisionBudget
 from unireward.models.family import resolve_budget
 from unireward.protocol.parser import parse_judgment
-from unireward.rows import append_rows, read_rows, replace_json, replace_rows
+from unireward.rows import RowWriter, exclusive, read_rows, replace_json, replace_rows
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ class SampleConfig:
     limit: int | None = None
     #: a VisionBudget, or overrides of the model family's default (see ``models.family.resolve_budget``)
     budget: VisionBudget | dict[str, Any] | None = None
+    #: a repeated pair id is refused (its samples would be routed with the other pair); True renames it
+    make_unique_ids: bool = False
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -120,56 +124,87 @@ def split_samples(rows: list[dict[str, Any]], pairs: dict[str, PreferencePair], 
     return sft, grpo, stats
 
 
+def run_manifest(cfg: SampleConfig) -> Manifest:
+    """What the samples depend on. ``judged_by`` and ``max_sft_per_pair`` only route finished samples
+    (changing them re-routes without sampling again), so they stay out."""
+    return Manifest("sample", {
+        **model_settings(cfg.model), "family": cfg.family, "template_family": cfg.template_family,
+        "budget": cfg.budget, "k": cfg.k, "temperature": cfg.temperature, "top_p": cfg.top_p,
+        "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed, "chunk_size": cfg.chunk_size,
+        "media_root": cfg.media_root, "pairs_fingerprint": file_fingerprint(cfg.pairs),
+        "make_unique_ids": cfg.make_unique_ids,
+    })  # fmt: skip
+
+
 def sample(cfg: SampleConfig, judge: Any | None = None) -> dict[str, Any]:
-    """Sample, then write ``rs_sft.jsonl``, ``grpo.jsonl`` and ``sample_report.json`` in ``out_dir``."""
+    """Sample, then write ``rs_sft.jsonl``, ``grpo.jsonl`` and ``sample_report.json`` in ``out_dir``.
+
+    Pairs are cut into fixed chunks of the whole list and chunk ``i`` samples with seed
+    ``seed + i * chunk_size``, so a run resumed after a kill draws what an uninterrupted one would.
+    """
     from unireward.judge import Judge
     from unireward.judge.options import BatchOptions
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     samples_path = out / "samples.jsonl"
-    pairs = [p for p in read_pairs(cfg.pairs) if p.label != "tie"]
+    pairs = [p for p in read_pairs(cfg.pairs, duplicates="rename" if cfg.make_unique_ids else "refuse") if p.label != "tie"]
     if cfg.limit is not None:
         pairs = pairs[: cfg.limit]
-    done = {r["id"] for r in read_rows(samples_path, required=("id",))}
-    todo = [p for p in pairs if p.id not in done]
     budget = None
-    if todo:  # a finished run needs neither the model nor its family
-        budget = judge.backend.budget if judge is not None else resolve_budget(cfg.budget, cfg.model, cfg.family)
-        judge = judge or Judge.from_pretrained(
-            cfg.model, family=cfg.family, budget=budget, batch=BatchOptions(max_batch_size=cfg.max_batch_size),
-            template_family=cfg.template_family, video_as="frames", max_new_tokens=cfg.max_new_tokens,
-        )  # fmt: skip
-    bar = tqdm(total=len(todo), desc="rejection sampling", unit="pair")
-    for start in range(0, len(todo), cfg.chunk_size):
-        chunk = todo[start : start + cfg.chunk_size]
-        rows, ready, msgs = [], [], []
-        for pair in chunk:
-            try:
-                media = load_pair_media(pair, cfg.media_root, budget)
-            except MediaError as e:
-                rows.append({"id": pair.id, "error": str(e)})
-                continue
-            ready.append(pair)
-            msgs.append(pair_messages(pair, media, cfg.template_family, video_as="frames"))
-        gens = judge.generate_detailed(msgs, num_samples=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
-                                       max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + start) if msgs else []  # fmt: skip
-        for pair, gen in zip(ready, gens, strict=True):
-            if isinstance(gen, Exception):
-                rows.append({"id": pair.id, "error": f"{type(gen).__name__}: {gen}"})
-                continue
-            parsed = [parse_judgment(t, pair.task, strict=True) for t in gen.texts]
-            rows.append({
-                "id": pair.id, "texts": gen.texts, "winners": [j.winner for j in parsed],
-                "strict_ok": [j.ok for j in parsed], "correct": [j.ok and j.winner == pair.label for j in parsed],
-            })  # fmt: skip
-        append_rows(samples_path, rows)
-        bar.update(len(chunk))
-    bar.close()
-    by_id = {p.id: p for p in pairs}
-    sft, grpo, stats = split_samples(read_rows(samples_path, required=("id",)), by_id, cfg.judged_by, cfg.max_sft_per_pair)
-    for name, recs in (("rs_sft.jsonl", sft), ("grpo.jsonl", grpo)):
-        replace_rows(out / name, recs)
-    stats["config"] = {k: v for k, v in asdict(cfg).items() if k != "budget"}
-    replace_json(out / "sample_report.json", stats)
+    with exclusive(samples_path):
+        begin_run(out, run_manifest(cfg), produced=[samples_path, out / "rs_sft.jsonl", out / "grpo.jsonl"],
+                  overwrite=cfg.overwrite)  # fmt: skip
+        rows = read_rows(samples_path, required=("id",))
+        done = {r["id"] for r in rows if not r.get("error")}  # failed pairs are sampled again
+        todo = [p for p in pairs if p.id not in done]
+        if todo:  # a finished run needs neither the model nor its family
+            budget = judge.backend.budget if judge is not None else resolve_budget(cfg.budget, cfg.model, cfg.family)
+            judge = judge or Judge.from_pretrained(
+                cfg.model, family=cfg.family, budget=budget, batch=BatchOptions(max_batch_size=cfg.max_batch_size),
+                template_family=cfg.template_family, video_as="frames", max_new_tokens=cfg.max_new_tokens,
+            )  # fmt: skip
+        bar = tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc="rejection sampling", unit="pair")
+        with bar, RowWriter(samples_path, lock=False) as w:
+            for start in range(0, len(pairs), cfg.chunk_size):
+                chunk = [p for p in pairs[start : start + cfg.chunk_size] if p.id not in done]
+                if chunk:
+                    w.write(_sample_chunk(cfg, judge, budget, chunk, cfg.seed + start))
+                    bar.update(len(chunk))
+        rows = read_rows(samples_path, required=("id",))
+        latest = {r["id"]: r for r in rows}
+        if len(rows) > len(latest):  # retried pairs: one line each
+            replace_rows(samples_path, latest.values())
+        by_id = {p.id: p for p in pairs}
+        sft, grpo, stats = split_samples(list(latest.values()), by_id, cfg.judged_by, cfg.max_sft_per_pair)
+        for name, recs in (("rs_sft.jsonl", sft), ("grpo.jsonl", grpo)):
+            replace_rows(out / name, recs)
+        stats["total_pairs"] = len(pairs)
+        stats["config"] = {k: v for k, v in asdict(cfg).items() if k != "budget"}
+        replace_json(out / "sample_report.json", stats)
     return stats
+
+
+def _sample_chunk(cfg: SampleConfig, judge: Any, budget: Any, chunk: list[PreferencePair], seed: int) -> list[dict[str, Any]]:
+    rows, ready, msgs = [], [], []
+    for pair in chunk:
+        try:
+            media = load_pair_media(pair, cfg.media_root, budget)
+        except MediaError as e:
+            rows.append({"id": pair.id, "error": str(e)})
+            continue
+        ready.append(pair)
+        msgs.append(pair_messages(pair, media, cfg.template_family, video_as="frames"))
+    gens = judge.generate_detailed(msgs, num_samples=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
+                                   max_new_tokens=cfg.max_new_tokens, seed=seed) if msgs else []  # fmt: skip
+    for pair, gen in zip(ready, gens, strict=True):
+        if isinstance(gen, Exception):
+            rows.append({"id": pair.id, "error": f"{type(gen).__name__}: {gen}"})
+            continue
+        parsed = [parse_judgment(t, pair.task, strict=True) for t in gen.texts]
+        rows.append({
+            "id": pair.id, "texts": gen.texts, "winners": [j.winner for j in parsed],
+            "strict_ok": [j.ok for j in parsed], "correct": [j.ok and j.winner == pair.label for j in parsed],
+        })  # fmt: skip
+    order = {p.id: i for i, p in enumerate(chunk)}
+    return sorted(rows, key=lambda r: order[r["id"]])

@@ -7,15 +7,15 @@ so image tokens are never cut. The vision tower is frozen by default, as in the 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from unireward.manifest import Manifest, begin_run, file_fingerprint, model_fingerprint
 from unireward.media import VisionBudget
 from unireward.models.family import resolve_budget
-from unireward.rows import read_rows
+from unireward.rows import read_rows, replace_json
 from unireward.train.records import iter_rows, to_dataset
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class TrainerCommon:
     deepspeed: str | None = None
     #: a VisionBudget, or overrides of the model family's default (see ``models.family.resolve_budget``)
     budget: VisionBudget | dict[str, Any] | None = None
+    #: start afresh when ``output_dir`` holds checkpoints or a ``final/`` trained with other settings
+    overwrite: bool = False
 
     def _coerce_common(self) -> None:
         if isinstance(self.lora, dict):
@@ -114,6 +116,22 @@ def load_policy(model: str, family: str | None, freeze_vision: bool, lora: LoraS
     return m, processor, fam
 
 
+#: config fields that change how a run is saved or logged, not the weights it produces
+_NOT_SHAPING = ("output_dir", "overwrite", "save_steps", "save_total_limit", "logging_steps", "deepspeed")
+
+
+def begin_stage(command: str, cfg: TrainerCommon) -> str:
+    """Check ``output_dir`` against this run's settings before training (see :func:`unireward.manifest.begin_run`):
+    a ``final/`` or checkpoints made from another base model, data or hyper-parameters are refused, not reused."""
+    out = Path(cfg.output_dir)  # type: ignore[attr-defined]
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_SHAPING}
+    settings["model_fingerprint"] = model_fingerprint(settings["model"])
+    train_file = Path(settings["train_file"])
+    settings["train_file_fingerprint"] = file_fingerprint(train_file) if train_file.is_file() else None
+    produced = [out / "final", *sorted(out.glob("checkpoint-*"))]
+    return begin_run(out, Manifest(command, settings), produced, overwrite=cfg.overwrite)
+
+
 def latest_checkpoint(output_dir: str | Path) -> str | None:
     ckpts = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
     return str(ckpts[-1]) if ckpts else None
@@ -125,8 +143,9 @@ def run_sft(cfg: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
 
     out = Path(cfg.output_dir)
     final = out / "final"
+    begin_stage("sft", cfg)
     if (final / "config.json").exists():
-        log.info("%s already trained; skipping", final)
+        log.info("%s already trained with these settings; skipping", final)
         return final
     records = read_rows(cfg.train_file, required=("pair",))
     if not records:
@@ -154,9 +173,9 @@ def run_sft(cfg: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
         to_save = trainer.model.merge_and_unload() if cfg.lora is not None else trainer.model
         to_save.save_pretrained(final)
         processor.save_pretrained(final)
-        (out / "sft_summary.json").write_text(json.dumps({
+        replace_json(out / "sft_summary.json", {
             "records": len(records), "rows": len(rows), "load_errors": errors, "steps": trainer.state.global_step,
             "log_history": trainer.state.log_history, "config": cfg.to_dict(),
-        }, indent=2, default=str))  # fmt: skip
+        })  # fmt: skip
     trainer.accelerator.wait_for_everyone()
     return final

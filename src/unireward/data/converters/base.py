@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -20,6 +22,8 @@ from typing import Any, ClassVar
 from unireward.data.schema import PreferencePair, SchemaError
 from unireward.protocol.tasks import Task
 from unireward.rows import BadLine, iter_rows, replacing
+
+log = logging.getLogger(__name__)
 
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 
@@ -329,13 +333,22 @@ def run_conversion(
     report = ConvertReport(converter.name)
     out.parent.mkdir(parents=True, exist_ok=True)
     rejects.parent.mkdir(parents=True, exist_ok=True)
-    seen: set[str] = set()
+    seen: dict[str, tuple[str, str]] = {}  # id -> (where it was first written, digest of the pair)
     with replacing(out) as fo, replacing(rejects) as fr:
         for ref, item in converter.convert_all(_counting(converter.records(src), report), ctx):
             if isinstance(item, PreferencePair):
+                bad = non_finite(item.meta, "meta")
+                digest = hashlib.sha256(json.dumps(item.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+                if bad is not None:
+                    item = (RowError(f"non-finite number in {bad}"), item.to_dict())
+                elif item.id in seen and seen[item.id][1] == digest:
+                    item = (RowError(f"exact duplicate of the pair from {seen[item.id][0]}"), item.to_dict())
+            if isinstance(item, PreferencePair):
                 if item.id in seen:  # ids must be unique for mixing and swap augmentation
-                    item.id = f"{item.id}~{report.written}"
-                seen.add(item.id)
+                    new = f"{item.id}~{report.written}"
+                    log.warning("%s: id %r already used by %s (a different pair); written as %r", ref, item.id, seen[item.id][0], new)
+                    item.id = new
+                seen[item.id] = (ref, digest)
                 fo.write([item.to_dict()])
                 report.written += 1
                 report.labels[str(item.label)] += 1
@@ -347,6 +360,29 @@ def run_conversion(
             if limit is not None and report.written >= limit:
                 break
     return report
+
+
+def non_finite(value: Any, where: str) -> str | None:
+    """Where a NaN or infinite number hides in ``value`` (JSON has no such numbers), or ``None``.
+
+    >>> non_finite({"scores": [4.0, float("nan")]}, "meta")
+    'meta.scores[1]'
+    >>> non_finite({"scores": [4, 5]}, "meta") is None
+    True
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = non_finite(v, f"{where}.{k}")
+            if found:
+                return found
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = non_finite(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def _counting(records: Iterable[tuple[str, Any]], report: ConvertReport) -> Iterator[tuple[str, Any]]:

@@ -1,0 +1,205 @@
+"""Reruns, resume and failures, command by command: a rerun with other settings is refused naming
+the keys, failures make the exit status non-zero, and each bad input is named and survived."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from unireward.cli import main
+from unireward.data.schema import PreferencePair, SchemaError, read_pairs, write_pairs
+from unireward.rows import RowWriter, read_rows
+
+
+def _err(capsys: pytest.CaptureFixture[str]) -> str:
+    return capsys.readouterr().err
+
+
+def _image_pairs(path: Path, images: list[Path], n: int, missing: Path | None = None) -> Path:
+    pairs = [
+        PreferencePair(f"p{i}", "image_generation", f"square {i}",
+                       (str(images[i % 4]) if missing is None else str(missing / f"{i}.png"), str(images[(i + 1) % 4])), 1 + i % 2)
+        for i in range(n)
+    ]  # fmt: skip
+    write_pairs(pairs, path)
+    return path
+
+
+# --- judge -----------------------------------------------------------------------------------------
+
+
+def test_judge_reruns_refuse_other_settings_a_second_writer_and_the_input_as_output(
+    tiny_model: Path, tiny_images: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pairs = _image_pairs(tmp_path / "pairs.jsonl", tiny_images, 3)
+    out = tmp_path / "out.jsonl"
+    base = ["judge", "--model", str(tiny_model), "--input", str(pairs), "--output", str(out), "--no-progress"]
+    assert main([*base, "--max-new-tokens", "4"]) == 0
+    before = out.read_text()
+    assert main([*base, "--max-new-tokens", "8"]) == 2
+    assert "max_new_tokens: 4 -> 8" in _err(capsys) and out.read_text() == before  # nothing mixed, nothing lost
+    assert main([*base, "--max-new-tokens", "8", "--overwrite"]) == 0
+    assert len(read_rows(out)) == 3
+    capsys.readouterr()
+    with RowWriter(out):  # another run holds the output
+        assert main([*base, "--max-new-tokens", "8"]) == 2
+    assert "being written by another process" in _err(capsys)
+    assert main(["judge", "--model", str(tiny_model), "--input", str(pairs), "--output", str(pairs)]) == 2
+    assert "--output must differ from --input" in _err(capsys)
+
+
+def test_judge_all_failed_exits_non_zero_and_failed_rows_are_retried(
+    tiny_model: Path, tiny_images: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = tmp_path / "gone"
+    pairs = _image_pairs(tmp_path / "pairs.jsonl", tiny_images, 3, missing=gone)
+    out = tmp_path / "out.jsonl"
+    args = ["judge", "--model", str(tiny_model), "--input", str(pairs), "--output", str(out), "--no-progress",
+            "--max-new-tokens", "4"]  # fmt: skip
+    assert main(args) == 1
+    first = json.loads(capsys.readouterr().out)
+    assert first["errors"] == 3 and first["judged"] == 3
+    gone.mkdir()
+    for i in range(3):  # the media appear: the rerun judges the failed rows again
+        Image.new("RGB", (32, 32), "red").save(gone / f"{i}.png")
+    assert main(args) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["judged"] == 3 and second["errors"] == 0
+    rows = read_rows(out)
+    assert len(rows) == 3 and all(r["error"] is None for r in rows)  # one line per pair, failed lines replaced
+
+
+def test_judge_pointwise_in_batch_mode_scores_each_candidate(
+    tiny_model: Path, tiny_images: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pairs = _image_pairs(tmp_path / "pairs.jsonl", tiny_images, 2)
+    out = tmp_path / "out.jsonl"
+    rc = main(["judge", "--model", str(tiny_model), "--input", str(pairs), "--output", str(out), "--pointwise",
+               "--max-new-tokens", "4", "--no-progress", "--max-error-rate", "1"])  # fmt: skip
+    assert rc == 0
+    rows = read_rows(out)
+    assert [r["mode"] for r in rows] == ["pointwise", "pointwise"] and all(len(r["scores"]) == 2 for r in rows)
+
+
+# --- eval ------------------------------------------------------------------------------------------
+
+
+def test_eval_counts_undecodable_media_as_errors_and_exits_non_zero(
+    tiny_model: Path, tiny_images: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    pairs = [PreferencePair("a", "image_generation", "x", (str(broken), str(tiny_images[0])), 1),
+             PreferencePair("b", "image_generation", "y", (str(tiny_images[1]), str(broken)), 2)]  # fmt: skip
+    write_pairs(pairs, tmp_path / "p.jsonl")
+    args = ["eval", "pairs", "--data", str(tmp_path / "p.jsonl"), "--judge", str(tiny_model), "--out", str(tmp_path / "o"),
+            "--max-new-tokens", "4", "--unparsed", "exclude", "--json", "--no-progress"]  # fmt: skip
+    assert main(args) == 1
+    assert "2 of 2 judgments failed" in _err(capsys)
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["errors"]["judgments"] == 2 and report["unparsed_judgments"] == 0 and report["n_scored"] == 0
+    assert main([*args[:-2], "--seed", "1", "--json"]) == 2  # another seed: refused, naming it
+    assert "seed: 0 -> 1" in _err(capsys)
+
+
+def test_eval_names_bad_lines_and_refuses_duplicate_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_images: list[Path]) -> None:
+    good = [PreferencePair(f"p{i}", "image_generation", "x", (str(tiny_images[0]), str(tiny_images[1])), 1).to_dict() for i in range(3)]
+    lines = [json.dumps(good[0]).encode(), b"", b"\xff\xfe not utf-8", json.dumps(good[1]).encode(), b'{"id": "p9", "a": ' + b"[" * 3000 + b"]" * 3000 + b"}"]
+    data = tmp_path / "p.jsonl"
+    data.write_bytes(b"\n".join(lines) + b"\n")
+    args = ["eval", "pairs", "--data", str(data), "--judge", "baseline:first", "--order", "as-is", "--out", str(tmp_path / "o"), "--json"]
+    assert main(args) == 1  # two records could not be read: named, left out, and the exit says so
+    err = _err(capsys)
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["n_pairs"] == 2 and report["results"]["accuracy"] == 100.0
+    assert report["errors"]["bad_records"][0].startswith("row p.jsonl:3: invalid UTF-8")
+    assert report["errors"]["bad_records"][1].startswith("row p.jsonl:5:") and "nested" in report["errors"]["bad_records"][1]
+    assert "could not be read" in err
+    data.write_text("\n".join(json.dumps(r) for r in [good[0], good[1], good[0]]) + "\n")
+    assert main([*args[:-2], str(tmp_path / "o2")]) == 2
+    assert "duplicate id 'p0' (first at line 1)" in _err(capsys)
+
+
+def test_vl_rewardbench_loader_names_the_file_line_and_field(shared_data: Path, tmp_path: Path) -> None:
+    from unireward.eval.benchmarks import load_vl_rewardbench
+
+    lines = (shared_data / "vl-rewardbench" / "data.jsonl").read_text().splitlines()[:4]
+    broken = json.loads(lines[3])
+    del broken["human_ranking"]
+    path = tmp_path / "vlrb.jsonl"
+    path.write_text("\n".join([lines[0], "", lines[1], lines[2], json.dumps(broken)]) + "\n")
+    with pytest.raises(SchemaError, match=r"row vlrb.jsonl:5, field 'human_ranking': missing field"):
+        load_vl_rewardbench(str(path))
+    bad: list[SchemaError] = []
+    assert len(load_vl_rewardbench(str(path), bad=bad)) == 3 and len(bad) == 1
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+
+def test_convert_rejects_exact_duplicates_and_nan_scores(tmp_path: Path) -> None:
+    from unireward.data.converters import get_converter
+    from unireward.data.converters.base import run_conversion
+
+    rec = {"id": "v1", "video": "clip.mp4", "prompt": "what happens?", "chosen": "a dog runs", "rejected": "a cat",
+           "chosen_score": 4.0, "rejected_score": 2.0}  # fmt: skip
+    rows = [rec, rec, {**rec, "chosen": "a dog runs fast"}, {**rec, "id": "v2", "chosen_score": math.nan}]
+    src = tmp_path / "sgv.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")  # Python writes NaN, as some dumps do
+    out = tmp_path / "pairs.jsonl"
+    report = run_conversion(get_converter("sharegptvideo-dpo"), src, out)
+    rejects = {r["row"]: r["reason"] for r in read_rows(out.with_name(out.name + ".rejects.jsonl"))}
+    assert report.written == 2 and [p.id for p in read_pairs(out)] == ["sgv-v1", "sgv-v1~1"]  # same id, other pair
+    assert "exact duplicate of the pair from sgv.jsonl:1" in rejects["sgv.jsonl:2"]
+    assert "non-finite number in meta.scores[" in rejects["sgv.jsonl:4"]
+
+
+def test_pair_ids_refused_or_made_unique(tmp_path: Path, tiny_images: list[Path]) -> None:
+    p = PreferencePair("a", "image_generation", "x", (str(tiny_images[0]), str(tiny_images[1])), 1)
+    path = tmp_path / "p.jsonl"
+    write_pairs([p, p, p], path)
+    with pytest.raises(SchemaError, match=r"p.jsonl:2, field 'id': duplicate id 'a' \(first at line 1\)"):
+        read_pairs(path, duplicates="refuse")
+    assert [x.id for x in read_pairs(path, duplicates="rename")] == ["a", "a~2", "a~3"]
+
+
+def test_a_video_given_as_frame_files_is_sampled_by_the_frame_budget(tmp_path: Path) -> None:
+    from unireward.judge.request import load_pair_media
+    from unireward.media import VisionBudget
+
+    frames = []
+    for i in range(120):
+        f = tmp_path / f"f{i:03d}.png"
+        Image.new("RGB", (64, 48), (2 * i, 0, 0)).save(f)
+        frames.append(str(f))
+    pair = PreferencePair("v", "video_generation", "a fade", (frames, str(tmp_path)), 1)
+    listed, folder = load_pair_media(pair, None, VisionBudget(frames=8))
+    assert len(listed) == len(folder) == 8 and listed.indices == folder.indices
+    assert [im.getpixel((0, 0)) for im in listed] == [im.getpixel((0, 0)) for im in folder]
+
+
+# --- training stages -------------------------------------------------------------------------------
+
+
+def test_sft_refuses_a_final_model_trained_with_other_settings(tmp_path: Path, tiny_model: Path) -> None:
+    from unireward.manifest import SettingsChanged
+    from unireward.train.sft import SFTStageConfig, begin_stage, run_sft
+
+    records = tmp_path / "sft.jsonl"
+    records.write_text('{"pair": {}, "completion": "x"}\n')
+    cfg = SFTStageConfig(model=str(tiny_model), train_file=str(records), output_dir=str(tmp_path / "run"), max_steps=1)
+    assert begin_stage("sft", cfg) == "new"
+    (tmp_path / "run" / "final").mkdir(parents=True)
+    (tmp_path / "run" / "final" / "config.json").write_text("{}")
+    assert run_sft(cfg) == tmp_path / "run" / "final"  # same settings: the trained model is reused
+    other = SFTStageConfig(model=str(tiny_model), train_file=str(records), output_dir=str(tmp_path / "run"), max_steps=1,
+                           learning_rate=1e-4)  # fmt: skip
+    with pytest.raises(SettingsChanged, match="learning_rate: 2.5e-06 -> 0.0001"):
+        run_sft(other)
+    records.write_text('{"pair": {}, "completion": "y"}\n')
+    with pytest.raises(SettingsChanged, match="train_file_fingerprint"):
+        run_sft(cfg)

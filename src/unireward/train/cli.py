@@ -87,6 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=1024)
     p.add_argument("--judged-by", choices=["majority", "any", "all"], default="majority")
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--chunk-size", type=int, default=64, help="pairs per generation call (written after each)")
     p.add_argument("--make-unique-ids", action="store_true", help="rename repeated pair ids (with a warning) instead of refusing")
     _run_args(p)
     _budget_args(p)
@@ -192,7 +193,7 @@ def _sample(args: argparse.Namespace) -> int:
         model=args.model, pairs=args.pairs, out_dir=args.out, family=args.family, media_root=args.media_root,
         template_family=args.template_family, k=args.k, temperature=args.temperature,
         max_new_tokens=args.max_new_tokens, judged_by=args.judged_by, limit=args.limit, budget=_budget(args),
-        make_unique_ids=args.make_unique_ids, overwrite=args.overwrite,
+        make_unique_ids=args.make_unique_ids, overwrite=args.overwrite, chunk_size=args.chunk_size,
     )  # fmt: skip
     stats = sample(cfg)
     stats.pop("config", None)

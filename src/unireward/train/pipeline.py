@@ -91,7 +91,7 @@ class Pipeline:
             out["teacher"] = c["teacher"]
         else:
             key = {"base_sft": "base_sft", "cold_start": "cold_start", "sample": "sample", "rs_sft": "rs_sft", "grpo": "grpo"}[stage]
-            out = dict(_jsonable(c[key]))
+            out = dict(_jsonable(c[key]) or {})  # None: the recipe has no such stage
         out.pop("overwrite", None)
         return normalize({**_jsonable(out), "code_version": code_version()})
 

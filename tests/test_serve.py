@@ -151,12 +151,19 @@ def test_our_http_backend_against_our_server(base_url: str, tiny_images: list[Pa
     assert len(out) == 3 and all(r.error is None and len(r.samples) == 1 and len(r.swapped_samples) == 1 for r in out)
 
 
-def test_serve_command_starts_and_answers(tiny_model: Path) -> None:
+def test_serve_command_starts_logs_and_drains_on_sigterm(tiny_model: Path, tmp_path: Path) -> None:
+    """The CLI: startup line, access log, the old --served-name spelling, and SIGTERM ending a
+    running request within --drain-timeout (answered 503, not left hanging)."""
+    import json
+    import signal
+
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    log = (tmp_path / "server.log").open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "unireward.cli", "serve", "--model", str(tiny_model), "--port", str(port), "--max-new-tokens", "8", "--served-model-name", "tiny-judge"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "unireward.cli", "serve", "--model", str(tiny_model), "--port", str(port),
+         "--max-new-tokens", "4000", "--served-name", "tiny-judge", "--drain-timeout", "1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
@@ -164,9 +171,27 @@ def test_serve_command_starts_and_answers(tiny_model: Path) -> None:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
         resp = _chat(client, [Image.new("RGB", (56, 56), "red")], max_tokens=4)
         assert resp.choices[0].message.content is not None
+        body = json.dumps({"model": "tiny-judge", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4000, "min_tokens": 4000})
+        long = threading.Thread(target=lambda: out.append(httpx.post(url + "/v1/chat/completions", content=body, timeout=120)))
+        out: list[httpx.Response] = []
+        long.start()
+        deadline = time.monotonic() + 60
+        while "unireward_running_requests 1" not in httpx.get(url + "/metrics").text.splitlines():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        # drained: the 4000-token request did not hold it (uvicorn re-raises the signal once shut down)
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        long.join(timeout=30)
+        assert out and out[0].status_code == 503 and "shutting down" in out[0].json()["error"]["message"]
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    log.seek(0)
+    text = log.read()
+    assert f"unireward serve: http://127.0.0.1:{port} model={tiny_model} names=tiny-judge,UnifiedReward" in text
+    assert "max_prompt_tokens=" in text and '"POST /v1/chat/completions" 200' in text and "draining" in text
 
 
 def test_concurrent_requests_get_their_own_answers(base_url: str) -> None:

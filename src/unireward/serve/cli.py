@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _setup_logging()
     if args.no_access_log:
         logging.getLogger("unireward.serve.access").setLevel(logging.WARNING)
     backend = TransformersBackend.load(args.model, family=args.family, device=args.device, dtype=args.dtype,
@@ -101,6 +101,17 @@ def run(args: argparse.Namespace) -> int:
     server = _draining_server(config, state, args.drain_timeout)
     server.run()
     return 0
+
+
+def _setup_logging() -> None:
+    """The server's own lines (startup, access log, drain) on stderr, whatever else configured logging."""
+    logger = logging.getLogger("unireward.serve")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _draining_server(config: Any, state: Any, drain_timeout: float) -> Any:

@@ -142,7 +142,9 @@ class Scheduler:
             with self._cv:
                 self._running = []
             for t, out in zip(take, outs, strict=True):
-                if t.scope.cancelled:
+                if self._abort:  # stopped part-way by a drain: not an answer
+                    t.future.set_exception(Cancelled("server shutting down"))
+                elif t.scope.cancelled:
                     t.future.set_exception(Cancelled("client disconnected"))
                 else:
                     t.future.set_result(out)

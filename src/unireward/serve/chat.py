@@ -142,7 +142,8 @@ def register(app: Any, state: ServerState, read_json: Any) -> None:
             else:
                 n_tokens = sum(state.text_tokens(p.get("text", "")) for m in ours for p in m["content"])
             state.check_prompt_tokens(n_tokens)
-            if await request.is_disconnected():
+            if await request.is_disconnected():  # left while its media decoded: never queued
+                state.metrics.cancel()
                 raise ApiError(499, "client disconnected", "client_disconnected")
             n = 1 if s.replicate_greedy else s.n
             params = state.params(s, n)

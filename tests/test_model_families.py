@@ -17,6 +17,7 @@ from unireward.judge.request import load_pair_media
 from unireward.media import VisionBudget
 from unireward.models import detect_family, get_family, list_families, load_model
 from unireward.protocol import Task
+from unireward.protocol.tasks import THINK_TASKS
 from unireward.rows import append_rows
 
 FAMILIES = list_families()
@@ -36,7 +37,7 @@ def syn(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from unireward.train.teacher import synthetic_cot
 
     root = tmp_path_factory.mktemp("syn")
-    generate(root, SyntheticConfig(n_per_task={t.value: 2 for t in Task}, seed=5), "train")
+    generate(root, SyntheticConfig(n_per_task={t.value: 2 for t in THINK_TASKS}, seed=5), "train")
     pairs = read_pairs(root / "train.jsonl")
     sft = []
     for p in pairs:

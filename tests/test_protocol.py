@@ -18,6 +18,7 @@ from unireward.protocol import (
     list_families,
     render_messages,
 )
+from unireward.protocol.tasks import THINK_TASKS
 from unireward.protocol.templates import register_family, render_text
 
 OFFICIAL = get_family("unifiedreward-think")
@@ -25,12 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_tasks() -> None:
-    assert [t.value for t in Task] == ["image_generation", "video_generation", "image_understanding", "video_understanding"]
+    assert [t.value for t in Task] == ["image_generation", "video_generation", "image_understanding", "video_understanding",
+                                       "image_editing"]  # fmt: skip
     assert Task.parse(" Image-Generation ") is Task.IMAGE_GENERATION
     with pytest.raises(ValueError, match="expected one of"):
         Task.parse("audio")
-    assert [t.is_video for t in Task] == [False, True, False, True]
-    assert [t.is_generation for t in Task] == [True, True, False, False]
+    assert [t.is_video for t in Task] == [False, True, False, True, False]
+    assert [t.is_generation for t in Task] == [True, True, False, False, True]
+    assert [t.uses_reference for t in Task] == [False, False, True, True, True]
     for t in Task:
         for w in (1, 2):
             assert label_to_winner(t, answer_label(t, w)) == w
@@ -40,7 +43,7 @@ def test_tasks() -> None:
 
 def test_shipped_official_templates_are_byte_identical(shared_data: Path) -> None:
     reference = shared_data.parent / "reference" / "unifiedreward-think-prompts"
-    for task in Task:
+    for task in THINK_TASKS:
         shipped = OFFICIAL.directory / f"{task.value}.txt"
         assert shipped.read_bytes() == (reference / f"{task.value}.txt").read_bytes(), task
     assert (OFFICIAL.directory / "LICENSE").read_bytes() == (reference / "LICENSE").read_bytes()
@@ -60,7 +63,7 @@ QUESTION = "What does the sign say: '{R2}'?"
 ANSWERS = ("It says {R1}.", "It says {prompt} }{")
 
 
-@pytest.mark.parametrize("task", list(Task))
+@pytest.mark.parametrize("task", list(THINK_TASKS))
 def test_official_templates_render_media_first_with_user_text_intact(task: Task) -> None:
     if task.is_generation:
         media, text_in, answers = ["one", "two"], CAPTION, ()
@@ -85,7 +88,7 @@ def test_official_templates_render_media_first_with_user_text_intact(task: Task)
     assert (CAPTION if task.is_generation else QUESTION) in text
 
 
-@pytest.mark.parametrize("task", list(Task))
+@pytest.mark.parametrize("task", list(THINK_TASKS))
 def test_pointwise_templates(task: Task) -> None:
     media = ["clip"]
     answers = () if task.is_generation else ("Three cats.",)
@@ -150,8 +153,13 @@ def test_templates_and_licence_ship_in_the_wheel(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "dist").glob("unireward-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     base = "unireward/protocol/templates/"
-    for task in Task:
+    for task in THINK_TASKS:
         assert f"{base}unifiedreward_think/{task.value}.txt" in names
         assert f"{base}unireward_pointwise/{task.value}.txt" in names
-    assert f"{base}unifiedreward_think/LICENSE" in names
-    assert f"{base}unifiedreward_think/NOTICE.md" in names
+    for folder in ("unifiedreward_think", "unifiedreward_2_0", "unifiedreward_edit", "unifiedreward_flex"):
+        assert f"{base}{folder}/LICENSE" in names and f"{base}{folder}/NOTICE.md" in names
+    from unireward.protocol.templates import _REGISTRY
+
+    shipped = {p.relative_to(REPO / "src").as_posix() for v in _REGISTRY.values() for f in v.values()
+               for p in f.directory.glob("*.txt")}  # fmt: skip
+    assert shipped <= names  # every registered family's prompts, the subfolders of 2.0 and Edit too

@@ -12,7 +12,7 @@ from unireward.data.schema import read_pairs
 from unireward.data.synthetic import SyntheticConfig, generate
 from unireward.judge.request import load_pair_media
 from unireward.media import VisionBudget
-from unireward.protocol import Task
+from unireward.protocol.tasks import THINK_TASKS
 from unireward.rows import append_rows
 from unireward.train.grpo import GRPOStageConfig, run_grpo
 from unireward.train.sample import SampleConfig, sample
@@ -25,7 +25,7 @@ FAMILY = "unireward-compact"
 @pytest.fixture(scope="module")
 def syn(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("syn")
-    generate(root, SyntheticConfig(n_per_task={t.value: 4 for t in Task}, seed=11), "train")
+    generate(root, SyntheticConfig(n_per_task={t.value: 4 for t in THINK_TASKS}, seed=11), "train")
     return root
 
 

@@ -16,6 +16,7 @@ from unireward.judge.openai_http import encode_messages
 from unireward.judge.request import load_pair_media, pair_messages
 from unireward.media import VisionBudget
 from unireward.protocol import Task, parse_judgment
+from unireward.protocol.tasks import THINK_TASKS
 from unireward.train.distill import DistillConfig, distill
 from unireward.train.teacher import BackgroundServer, ScriptedTeacher, create_teacher_app
 
@@ -23,7 +24,7 @@ from unireward.train.teacher import BackgroundServer, ScriptedTeacher, create_te
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
-    generate(root, SyntheticConfig(n_per_task={t.value: 6 for t in Task}, seed=3), "train")
+    generate(root, SyntheticConfig(n_per_task={t.value: 6 for t in THINK_TASKS}, seed=3), "train")
     return root
 
 

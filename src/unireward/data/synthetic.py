@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from unireward.data.schema import PreferencePair, write_pairs
-from unireward.protocol.tasks import Task
+from unireward.protocol.tasks import THINK_TASKS, Task
 
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -46,7 +46,7 @@ BACKGROUND = (200, 200, 200)
 class SyntheticConfig:
     """How many pairs of each task to make, and how they look."""
 
-    n_per_task: dict[str, int] = field(default_factory=lambda: {t.value: 100 for t in Task})
+    n_per_task: dict[str, int] = field(default_factory=lambda: {t.value: 100 for t in THINK_TASKS})
     size: int = 56
     frames: int = 4
     fps: int = 4
@@ -55,7 +55,8 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         for task, n in self.n_per_task.items():
-            Task.parse(task)
+            if Task.parse(task) not in THINK_TASKS:
+                raise ValueError(f"no synthetic {Task.parse(task).value} pairs; synthetic tasks: {[t.value for t in THINK_TASKS]}")
             if n < 0:
                 raise ValueError(f"n_per_task[{task}] must be >= 0")
         unknown = [c for c in self.colours if c not in PALETTE]

@@ -14,6 +14,8 @@ from unireward.protocol.tasks import Task
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from unireward.protocol.templates import list_families
+
     p = sub.add_parser(
         "judge",
         help="judge a pair (prints JSON) or a JSONL file of pairs (appends results, resumable)",
@@ -39,14 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--dtype", default="auto")
     one = p.add_argument_group("one pair")
     one.add_argument("--task", choices=[t.value for t in Task])
-    one.add_argument("--prompt", help="caption (generation) or question (understanding)")
+    one.add_argument("--prompt", help="caption (generation), question (understanding) or instruction (image_editing)")
     one.add_argument(
         "--candidate", action="append", default=[], help="media path (generation) or answer text; give twice"
     )
-    one.add_argument("--reference", help="image/video the question is about (understanding tasks)")
+    one.add_argument("--reference", help="image/video the question is about (understanding), or the source image (image_editing)")
     one.add_argument(
         "--pointwise", action="store_true",
-        help="score one --candidate 1-10 instead of comparing two (with --input: each candidate of each pair)"
+        help="score one --candidate instead of comparing two (with --input: each candidate of each pair)"
     )
     many = p.add_argument_group("file of pairs")
     many.add_argument("--input", help="pairs JSONL (unireward schema)")
@@ -82,7 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-pixels", type=int, default=None, help="pixel cap per image/frame (default: the family's)"
     )
     gen.add_argument("--frames", type=int, default=None, help="frames sampled per video (default 8)")
-    gen.add_argument("--template-family", default=None, help="prompt family (default: the official prompts)")
+    gen.add_argument("--template-family", default=None, choices=list_families(),
+                     help="protocol: the released judge's prompts and verdict (default: unifiedreward-think; "
+                          "with --pointwise, that family's pointwise prompts)")  # fmt: skip
     gen.add_argument("--video-as", choices=["video", "frames"], default="video",
                      help="send videos as videos or as frame images (models trained with TRL saw frames)")  # fmt: skip
     gen.add_argument("--no-progress", action="store_true")
@@ -93,11 +97,19 @@ def build_judge(args: argparse.Namespace) -> Any:
     from unireward.judge.judge import Judge
     from unireward.judge.options import BatchOptions, JudgeOptions
     from unireward.media import VisionBudget
+    from unireward.protocol.templates import family_modes, list_families
 
+    family = args.template_family
+    pointwise = getattr(args, "pointwise", False)
+    if family is not None and pointwise and "pointwise" not in family_modes(family):
+        raise ValueError(f"template family {family!r} has no pointwise prompts; pointwise families: "
+                         f"{[f for f in list_families() if 'pointwise' in family_modes(f)]}")  # fmt: skip
     opts = JudgeOptions(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
         num_samples=args.num_samples, swap=args.swap, strict=args.strict, seed=args.seed,
-        template_family=args.template_family, video_as=args.video_as,
+        template_family=family if family is None or "pairwise" in family_modes(family) else None,
+        pointwise_family=family if family is not None and "pointwise" in family_modes(family) else None,
+        video_as=args.video_as,
     )  # fmt: skip
     overrides = {k: v for k, v in (("max_pixels", args.max_pixels), ("frames", args.frames)) if v is not None}
     if args.base_url:
@@ -120,12 +132,14 @@ def build_judge(args: argparse.Namespace) -> Any:
 def result_row(res: Any, pair: Any = None) -> dict[str, Any]:
     """The JSON row of one judgment: verdict first, then scores, reasoning and raw text."""
     d = res.to_dict()
-    row: dict[str, Any] = {"id": res.id, "status": d["status"], "winner": d["winner"], "score": d["score"]}
+    row: dict[str, Any] = {"id": res.id, "status": d["status"], "winner": d["winner"], "tie": d["tie"],
+                           "score": d["score"], "overall": d["overall"], "scores": d["scores"]}  # fmt: skip
     if pair is not None:
         row["label"] = pair.label
         row["correct"] = None if pair.label == "tie" or res.winner is None else res.winner == pair.label
     for key in ("answer", "think", "totals", "totals_consistent", "dimensions", "votes", "preference", "agreement",
-                "reason", "error", "task", "mode", "text", "samples", "swapped_samples"):  # fmt: skip
+                "reason", "error", "task", "mode", "template_family", "verdict", "text", "samples", "swapped_samples",
+                "swapped_representative"):  # fmt: skip
         row[key] = d.get(key)
     return row
 

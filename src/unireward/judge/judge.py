@@ -14,9 +14,9 @@ from unireward.judge.aggregate import majority_vote, swap_agreement, unswap
 from unireward.judge.backends import Backend, Generation, HTTPBackend, SamplingParams, TransformersBackend
 from unireward.judge.base import BaseJudge
 from unireward.judge.options import BatchOptions, JudgeOptions
-from unireward.judge.request import load_pair_media, pair_messages
+from unireward.judge.request import load_pair_media, media_order, pair_messages, swap_media
 from unireward.media import Frames, MediaError, VisionBudget, load_frames, load_image, load_video, resolve
-from unireward.protocol.parser import Judgment, parse_judgment
+from unireward.protocol.parser import Judgment, parse_judgment, relabel_swapped
 from unireward.protocol.tasks import Mode, Task
 from unireward.protocol.templates import render_messages
 
@@ -25,20 +25,25 @@ from unireward.protocol.templates import render_messages
 class JudgeResult(Judgment):
     """A :class:`Judgment` with how it was reached.
 
-    The inherited fields (``text``, ``think``, ``answer``, ``dimensions``, …) are those of a
-    representative sample that agrees with the combined verdict. ``votes`` are every sample's
-    verdict in the original candidate order (swapped-order samples already mapped back);
-    ``preference`` is the share of valid votes for candidate 1 (pointwise: the mean score);
-    ``agreement`` is 1.0/0.0 when both orders were judged and their verdicts agree/disagree.
+    The inherited fields (``text``, ``think``, ``answer``, ``dimensions``, ``overall``, …) are those
+    of a representative sample that agrees with the combined verdict, always in the original
+    candidate order: a representative judged with the candidates swapped is relabelled ("Image 1" and
+    "Image 2" trade places, ``swapped_representative`` says so), and the verbatim texts of both
+    orders stay in ``samples`` and ``swapped_samples``. ``votes`` are every sample's verdict in the
+    original order (``None``: no verdict or a tie); ``preference`` is the share of valid votes for
+    candidate 1 (pointwise: the mean score); ``agreement`` is 1.0/0.0 when both orders were judged
+    and their verdicts agree/disagree. ``sample_scores`` are the pointwise samples' scores.
     """
 
     id: str | None = None
     votes: list[int | None] = field(default_factory=list)
-    scores: list[float | None] = field(default_factory=list)
+    sample_scores: list[float | None] = field(default_factory=list)
     preference: float | None = None
     agreement: float | None = None
     samples: list[str] = field(default_factory=list)
     swapped_samples: list[str] = field(default_factory=list)
+    swapped_representative: bool = False
+    template_family: str | None = None
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +69,7 @@ class _Item:
     id: str | None = None
     mode: Mode = Mode.PAIRWISE
     pair: PreferencePair | None = None  # schema pairs go through the shared request builder
+    family: str | None = None  # template family for this request (else the judge's option)
 
 
 def load_medium(ref: Any, task: Task, root: Any, budget: VisionBudget, n: int) -> Any:
@@ -147,9 +153,15 @@ class Judge(BaseJudge):
 
     # ------------------------------------------------------------ public API
 
-    def compare(self, task: Task | str, prompt: str, a: Any, b: Any, reference: Any = None) -> JudgeResult:
-        """Judge one pair: ``a``/``b`` are media (generation tasks) or answers about ``reference``."""
-        return self._run_pairwise([_Item(Task.parse(task), prompt, (a, b), reference)], None)[0]
+    def compare(
+        self, task: Task | str, prompt: str, a: Any, b: Any, reference: Any = None, template_family: str | None = None
+    ) -> JudgeResult:
+        """Judge one pair: ``a``/``b`` are media (generation tasks), edits of the source image
+        ``reference`` (``image_editing``), or answers about ``reference`` (understanding tasks).
+        ``template_family`` picks the protocol (``unifiedreward-2.0``, ``unifiedreward-edit``,
+        ``unifiedreward-flex``, …) for this call; by default the judge's option."""
+        _check_family(template_family, Mode.PAIRWISE)
+        return self._run_pairwise([_Item(Task.parse(task), prompt, (a, b), reference, family=template_family)], None)[0]
 
     def compare_batch(
         self, pairs: Sequence[PreferencePair], media_root: str | os.PathLike[str] | None = None
@@ -163,11 +175,15 @@ class Judge(BaseJudge):
         """Like :meth:`compare_batch` for loose dicts ``{task, prompt, candidates, reference?, id?}``."""
         return self._run_pairwise([_item_from_dict(d, Mode.PAIRWISE) for d in items], media_root)
 
-    def score(self, task: Task | str, prompt: str, candidate: Any, reference: Any = None) -> JudgeResult:
-        """Pointwise: one medium (generation) or one answer about ``reference``; ``score`` is 1-10."""
-        return self._run_pointwise(
-            [_Item(Task.parse(task), prompt, (candidate,), reference, mode=Mode.POINTWISE)], None
-        )[0]
+    def score(
+        self, task: Task | str, prompt: str, candidate: Any, reference: Any = None, template_family: str | None = None
+    ) -> JudgeResult:
+        """Pointwise: one medium (generation), one edit of the source image ``reference``
+        (``image_editing``) or one answer about ``reference``. ``score`` is on the protocol's scale
+        (1-10 for the default family), ``overall`` maps it onto [0, 1]."""
+        _check_family(template_family, Mode.POINTWISE)
+        item = _Item(Task.parse(task), prompt, (candidate,), reference, mode=Mode.POINTWISE, family=template_family)
+        return self._run_pointwise([item], None)[0]
 
     def score_many(
         self, items: Sequence[dict[str, Any]], media_root: str | os.PathLike[str] | None = None
@@ -235,16 +251,19 @@ class Judge(BaseJudge):
             min_new_tokens=min_new_tokens, seed=o.seed if seed is None else seed,
         )  # fmt: skip
 
+    def _family(self, item: _Item) -> str | None:
+        if item.family is not None:
+            return item.family
+        return self.options.template_family if item.mode is Mode.PAIRWISE else self.options.pointwise_family
+
     def _messages(
         self, item: _Item, media: list[Any], answers: tuple[str, ...], swapped: bool = False
     ) -> list[dict[str, Any]]:
+        family = self._family(item)
         if item.pair is not None:
             pair = item.pair.swapped() if swapped else item.pair
-            return pair_messages(
-                pair, media, family=self.options.template_family, video_as=self.options.video_as
-            )
+            return pair_messages(pair, media, family=family, video_as=self.options.video_as)
         # Loose inputs (PIL images, frame lists): the same rendering pair_messages does.
-        family = self.options.template_family if item.mode is Mode.PAIRWISE else self.options.pointwise_family
         return render_messages(
             item.task,
             item.prompt,
@@ -258,12 +277,9 @@ class Judge(BaseJudge):
     def _load(self, item: _Item, root: Any) -> list[Any]:
         if item.pair is not None:
             return load_pair_media(item.pair, root, self.budget)
-        if item.task.is_generation:
-            n = len(item.candidates)
-            return [load_medium(c, item.task, root, self.budget, n) for c in item.candidates]
-        if item.reference is None:
-            raise MediaError("<none>", f"{item.task.value} needs a reference image or video")
-        return [load_medium(item.reference, item.task, root, self.budget, 1)]
+        cands = list(item.candidates) if item.task.is_generation else []
+        refs = media_order(item.task, item.reference, cands)  # checks the reference
+        return [load_medium(r, item.task, root, self.budget, len(refs)) for r in refs]
 
     def _run_pairwise(self, items: list[_Item], root: Any) -> list[JudgeResult]:
         swap = self.options.swap
@@ -281,8 +297,7 @@ class Judge(BaseJudge):
                 bwd = -1
                 if swap:
                     bwd = len(requests)
-                    swapped_media = media[::-1] if item.task.is_generation else media
-                    requests.append(self._messages(item, swapped_media, answers[::-1], swapped=True))
+                    requests.append(self._messages(item, swap_media(item.task, media), answers[::-1], swapped=True))
                 slots.append((fwd, bwd))
             except (MediaError, ValueError, OSError) as e:
                 results[n] = JudgeResult.failed(item.task, str(e), id=item.id)
@@ -302,31 +317,40 @@ class Judge(BaseJudge):
         for g in (fwd, bwd):
             if isinstance(g, Exception):
                 return JudgeResult.failed(item.task, f"{type(g).__name__}: {g}", id=item.id)
-        strict = self.options.strict
-        fj = [parse_judgment(t, item.task, strict=strict) for t in fwd.texts]  # type: ignore[union-attr]
-        bj = [parse_judgment(t, item.task, strict=strict) for t in bwd.texts] if bwd is not None else []  # type: ignore[union-attr]
+        family = self._family(item)
+
+        def parse(text: str) -> Judgment:
+            return parse_judgment(text, item.task, strict=self.options.strict, family=family)
+
+        fj = [parse(t) for t in fwd.texts]  # type: ignore[union-attr]
+        bj = [parse(t) for t in bwd.texts] if bwd is not None else []  # type: ignore[union-attr]
         f_votes = [j.winner for j in fj]
         b_votes = [unswap(j.winner) for j in bj]
         winner, share = majority_vote(f_votes + b_votes)
         agreement = (
             swap_agreement(majority_vote(f_votes)[0], majority_vote(b_votes)[0]) if bwd is not None else None
         )
-        rep = next((j for j in fj if j.winner == winner and winner is not None), None)
-        if rep is None and bj and winner is not None:
-            rep = next((j for j in bj if unswap(j.winner) == winner), None)
+        all_ties = share is None and any(j.tie for j in fj + bj)
+        rep = next((j for j in fj if j.ok and j.winner == winner and (winner is not None or j.tie)), None)
+        swapped_rep = False
+        if rep is None:
+            back = next((j for j in bj if j.ok and unswap(j.winner) == winner and (winner is not None or j.tie)), None)
+            if back is not None:  # speak of the candidates in the original order
+                rep, swapped_rep = parse(relabel_swapped(back.text)), True
         base = rep or fj[0]
         res = JudgeResult(**{f: getattr(base, f) for f in Judgment.__dataclass_fields__})
-        if (
-            rep is not None and rep in bj
-        ):  # a swapped-order sample speaks of the candidates the other way round
-            res.dimensions = []
-            res.totals = {1: base.totals[2], 2: base.totals[1]} if base.totals else None
         res.winner = winner
-        res.status = "ok" if winner is not None else base.status if base.status != "ok" else "invalid"
+        res.tie = winner is None and all_ties
+        res.status = "ok" if winner is not None or res.tie else base.status if base.status != "ok" else "invalid"
         if winner is None and share is not None:
             res.reason = f"votes are split evenly ({f_votes + b_votes})"
-        res.id, res.votes, res.preference, res.agreement = item.id, f_votes + b_votes, share, agreement
+        if res.tie:
+            res.preference = 0.5
+        res.id, res.votes, res.agreement = item.id, f_votes + b_votes, agreement
+        if share is not None:
+            res.preference = share
         res.samples, res.swapped_samples = list(fwd.texts), list(bwd.texts) if bwd is not None else []  # type: ignore[union-attr]
+        res.swapped_representative, res.template_family = swapped_rep, family
         return res
 
     def _run_pointwise(self, items: list[_Item], root: Any) -> list[JudgeResult]:
@@ -352,19 +376,30 @@ class Judge(BaseJudge):
                     item.task, f"{type(g).__name__}: {g}", Mode.POINTWISE, id=item.id
                 )
                 continue
+            family = self._family(item)
             js = [
-                parse_judgment(t, item.task, strict=self.options.strict, mode=Mode.POINTWISE) for t in g.texts
+                parse_judgment(t, item.task, strict=self.options.strict, mode=Mode.POINTWISE, family=family)
+                for t in g.texts
             ]
-            valid = [j.score for j in js if j.score is not None]
+            valid = [j for j in js if j.ok and j.score is not None]
             base = next((j for j in js if j.ok), js[0])
             res = JudgeResult(**{f: getattr(base, f) for f in Judgment.__dataclass_fields__})
-            res.id, res.samples = item.id, list(g.texts)
-            res.scores = [j.score for j in js]
-            res.preference = sum(valid) / len(valid) if valid else None
-            if valid:
-                res.score, res.status = res.preference, "ok"
+            res.id, res.samples, res.template_family = item.id, list(g.texts), family
+            res.sample_scores = [j.score for j in js]
+            if valid:  # the mean over samples, on the protocol's scale and on [0, 1]
+                res.score = res.preference = sum(j.score for j in valid) / len(valid)  # type: ignore[misc]
+                res.overall = {1: sum(j.overall[1] for j in valid) / len(valid)}  # type: ignore[index]
+                res.status = "ok"
             results[n] = res
         return [r for r in results if r is not None]
+
+
+def _check_family(name: str | None, mode: Mode) -> None:
+    """Fail early, naming the choices, on a template family that is not registered."""
+    if name is not None:
+        from unireward.protocol.templates import get_family
+
+        get_family(name, mode)
 
 
 def _item_from_dict(d: dict[str, Any], mode: Mode) -> _Item:
@@ -376,4 +411,6 @@ def _item_from_dict(d: dict[str, Any], mode: Mode) -> _Item:
         if len(cands) != 2:
             raise ValueError("exactly two candidates are required")
     ref = d.get("reference")
-    return _Item(task, str(d["prompt"]), cands, ref, None if d.get("id") is None else str(d["id"]), mode)
+    family = d.get("template_family")
+    _check_family(family, mode)
+    return _Item(task, str(d["prompt"]), cands, ref, None if d.get("id") is None else str(d["id"]), mode, family=family)

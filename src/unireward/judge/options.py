@@ -37,6 +37,12 @@ class JudgeOptions:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
         if self.num_samples > 1 and self.temperature == 0:
             raise ValueError("num_samples > 1 needs temperature > 0 (greedy samples are identical)")
+        from unireward.protocol.tasks import Mode
+        from unireward.protocol.templates import get_family
+
+        for name, mode in ((self.template_family, Mode.PAIRWISE), (self.pointwise_family, Mode.POINTWISE)):
+            if name is not None:
+                get_family(name, mode)  # unknown names fail here, naming the registered ones
         if self.video_as not in ("video", "frames"):
             raise ValueError(f"video_as must be 'video' or 'frames', got {self.video_as!r}")
 

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from unireward.data.schema import MediaRef, PreferencePair
-from unireward.media import VisionBudget, load_frames, load_image, load_video, resolve
+from unireward.media import MediaError, VisionBudget, load_frames, load_image, load_video, resolve
 from unireward.protocol.tasks import Mode, Task
 from unireward.protocol.templates import render_messages
 
@@ -24,13 +24,57 @@ def _load(ref: MediaRef, task: Task, root: str | os.PathLike[str] | None, budget
     return load_image(path, budget, n_images=n)
 
 
-def load_pair_media(pair: PreferencePair, root: str | os.PathLike[str] | None, budget: VisionBudget) -> list[Any]:
-    """Loaded media of a pair, in prompt order: both candidates (generation) or the reference.
+def check_reference(task: Task, reference: Any) -> None:
+    """A reference is required where the task uses one and refused elsewhere, never silently dropped.
 
-    Raises :class:`unireward.media.MediaError` naming the first file that cannot be used.
+    >>> check_reference(Task.IMAGE_GENERATION, "src.png")
+    Traceback (most recent call last):
+    ...
+    ValueError: image_generation takes no reference (a source image belongs to --task image_editing)
     """
+    if reference is not None and not task.uses_reference:
+        raise ValueError(f"{task.value} takes no reference (a source image belongs to --task image_editing)")
+    if reference is None and task.uses_reference:
+        what = "the source image" if task is Task.IMAGE_EDITING else "a reference image or video"
+        raise MediaError("<none>", f"{task.value} needs {what}")
+
+
+def media_order(task: Task, reference: Any, candidates: list[Any]) -> list[Any]:
+    """The media of one request in the official order: an edit's source image first, then the edited
+    images; the candidates of a generation task; the reference of an understanding task.
+
+    >>> media_order(Task.IMAGE_EDITING, "src", ["a", "b"])
+    ['src', 'a', 'b']
+    """
+    check_reference(task, reference)
+    if task is Task.IMAGE_EDITING:
+        return [reference, *candidates]
+    return list(candidates) if task.is_generation else [reference]
+
+
+def swap_media(task: Task, media: list[Any]) -> list[Any]:
+    """The media of the same request with the two candidates swapped (an edit's source stays first).
+
+    >>> swap_media(Task.IMAGE_EDITING, ["src", "a", "b"]), swap_media(Task.IMAGE_UNDERSTANDING, ["ref"])
+    (['src', 'b', 'a'], ['ref'])
+    """
+    if task is Task.IMAGE_EDITING:
+        return [media[0], *media[:0:-1]]
+    return media[::-1] if task.is_generation else list(media)
+
+
+def load_pair_media(pair: PreferencePair, root: str | os.PathLike[str] | None, budget: VisionBudget) -> list[Any]:
+    """Loaded media of a pair, in prompt order (:func:`media_order`).
+
+    Raises :class:`unireward.media.MediaError` naming the first file that cannot be used, and
+    ``ValueError`` for a reference the task cannot use.
+    """
+    n = len(media_order(pair.task, pair.reference, list(pair.candidates)))
     if pair.task.is_generation:
-        return [_load(c, pair.task, root, budget, 2) for c in pair.candidates]
+        cands = [_load(c, pair.task, root, budget, n) for c in pair.candidates]
+        if pair.task is Task.IMAGE_EDITING:
+            return [_load(pair.reference, pair.task, root, budget, n), *cands]  # type: ignore[arg-type]
+        return cands
     assert pair.reference is not None
     return [_load(pair.reference, pair.task, root, budget, 1)]
 

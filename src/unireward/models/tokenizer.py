@@ -11,7 +11,7 @@ from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from unireward.protocol.tasks import Task
+from unireward.protocol.tasks import THINK_TASKS
 
 QWEN_SPECIAL = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -23,12 +23,16 @@ THINK_TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
 def _corpus(extra: Iterable[str]) -> list[str]:
     from unireward.protocol.templates import get_family, list_families
 
-    # Every template of every registered family that has one (a user family may cover only some tasks).
+    # Every think-verdict template of the paper's four tasks (a user family may cover only some): the
+    # contract tiny models learn. The 2.0 / Edit / Flex prompts stay out, so that adding them left the
+    # tiny models, and everything measured on them, unchanged.
     texts = [
-        get_family(name).text(t)
+        fam.text(t)
         for name in list_families()
-        for t in Task
-        if (get_family(name).directory / f"{t.value}.txt").is_file()
+        for fam in [get_family(name)]
+        if fam.verdict == "think"
+        for t in THINK_TASKS
+        if (fam.directory / f"{t.value}.txt").is_file()
     ]
     words = (
         "red green blue yellow purple orange white black cyan magenta circle square triangle star "

@@ -1,4 +1,4 @@
-"""The four judging tasks and the exact verdict strings each one uses."""
+"""The judging tasks and the exact verdict strings each one uses."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ class Task(str, Enum):
     """What is being judged.
 
     Generation tasks compare two generated media for one caption; understanding tasks compare two
-    text answers to a question about one reference image or video.
+    text answers to a question about one reference image or video; image editing compares two edits
+    of one source image (the reference) for one instruction.
     """
 
     IMAGE_GENERATION = "image_generation"
     VIDEO_GENERATION = "video_generation"
     IMAGE_UNDERSTANDING = "image_understanding"
     VIDEO_UNDERSTANDING = "video_understanding"
+    IMAGE_EDITING = "image_editing"
 
     @classmethod
     def parse(cls, value: str | Task) -> Task:
@@ -35,11 +37,26 @@ class Task(str, Enum):
 
     @property
     def is_generation(self) -> bool:
-        return self in (Task.IMAGE_GENERATION, Task.VIDEO_GENERATION)
+        """The candidates are media (images, videos, edited images), not text answers."""
+        return self in (Task.IMAGE_GENERATION, Task.VIDEO_GENERATION, Task.IMAGE_EDITING)
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether a request carries a reference medium: the image/video asked about, or the source
+        image of an edit. A reference given to any other task is an error, never dropped.
+
+        >>> Task.IMAGE_EDITING.uses_reference, Task.IMAGE_GENERATION.uses_reference
+        (True, False)
+        """
+        return self is Task.IMAGE_EDITING or not self.is_generation
 
     @property
     def is_video(self) -> bool:
         return self in (Task.VIDEO_GENERATION, Task.VIDEO_UNDERSTANDING)
+
+
+#: the four tasks of the paper (UnifiedReward-Think's prompts, the synthetic task, the demo recipes)
+THINK_TASKS = (Task.IMAGE_GENERATION, Task.VIDEO_GENERATION, Task.IMAGE_UNDERSTANDING, Task.VIDEO_UNDERSTANDING)
 
 
 class Mode(str, Enum):
@@ -54,7 +71,7 @@ def candidate_noun(task: Task | str) -> str:
     ('Image', 'Answer')
     """
     task = Task.parse(task)
-    if task is Task.IMAGE_GENERATION:
+    if task in (Task.IMAGE_GENERATION, Task.IMAGE_EDITING):
         return "Image"
     if task is Task.VIDEO_GENERATION:
         return "Video"

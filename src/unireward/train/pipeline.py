@@ -307,9 +307,9 @@ class Pipeline:
 
 
 def _tasks() -> list[str]:
-    from unireward.protocol.tasks import Task
+    from unireward.protocol.tasks import THINK_TASKS
 
-    return [t.value for t in Task]
+    return [t.value for t in THINK_TASKS]
 
 
 def _curve(history: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:

@@ -207,3 +207,117 @@ def test_group_rewards_best_of_n_and_dpo(server: Callable[[Reply], _Server], tin
     row = json.loads(out.read_text())
     assert row["id"] == "g1" and row["chosen"] == cands[0] and row["rejected"] != cands[0]
     assert row["chosen_reward"] > row["rejected_reward"]
+
+
+# --------------------------------------------------------------- protocols and image editing
+
+
+def _colours(body: dict[str, Any]) -> list[tuple[int, int, int]]:
+    return [_decode(p["image_url"]["url"]).getpixel((0, 0)) for p in body["messages"][0]["content"] if p["type"] == "image_url"]
+
+
+def _edit_judge(body: dict[str, Any], n: int) -> tuple[int, dict[str, Any]]:
+    """A UnifiedReward-Edit stand-in: it answers from what it was sent, the source first; the edit
+    closer to pure blue wins (rank), each edit gets a score (pair score), one edit a score list."""
+    text = body["messages"][0]["content"][-1]["text"]
+    cols = _colours(body)
+    blue = [c[2] - c[0] - c[1] for c in cols[1:]]
+    if "determining which one is better" in text:
+        out = f"Edited Image {1 if blue[0] >= blue[1] else 2} is better."
+    elif "assigning scores to two edited images" in text:
+        out = f"Image 1: {blue[0] / 100:.2f}\nImage 2: {blue[1] / 100:.2f}"
+    else:
+        out = '{\n"reasoning" : "checked",\n"score" : [' + str(25 if blue[0] > 0 else 0) + ', 10],\n}'
+    return 200, _completion([out] * body.get("n", 1))
+
+
+def test_editing_request_carries_source_then_edits_in_the_official_order(
+    server: Callable[[Reply], _Server], tiny_images: list[Path]
+) -> None:
+    red, blue, green = (str(p) for p in tiny_images[:3])  # the source is red; the blue edit follows "make it blue"
+    s = server(_edit_judge)
+    judge = Judge.from_endpoint(s.url, "UnifiedReward", max_retries=0, swap=True, template_family="unifiedreward-edit")
+    res = judge.compare("image_editing", "make the square blue", green, blue, reference=red)
+    assert res.ok and res.winner == 2 and res.votes == [2, 2] and res.agreement == 1.0
+    # both orders are in flight at once: tell them apart by what they carry
+    fwd, bwd = sorted(s.bodies, key=lambda b: _colours(b)[1] != (0, 128, 0))
+    assert _colours(fwd) == [(255, 0, 0), (0, 128, 0), (0, 0, 255)]  # source, edit 1, edit 2, then the text
+    assert _colours(bwd) == [(255, 0, 0), (0, 0, 255), (0, 128, 0)]  # swapped: the source stays first
+    parts = fwd["messages"][0]["content"]
+    assert [p["type"] for p in parts] == ["image_url"] * 3 + ["text"]
+    assert parts[-1]["text"].endswith("Text instruction - make the square blue\n")
+
+    scored = judge.compare("image_editing", "make the square blue", blue, green, reference=red,
+                           template_family="unifiedreward-edit-pair-score")  # fmt: skip
+    assert scored.winner == 1 and scored.scores["score"][1] > scored.scores["score"][2]
+    assert scored.overall[1] > 0.5 and scored.template_family == "unifiedreward-edit-pair-score"
+    point = judge.score("image_editing", "make the square blue", blue, reference=red)
+    assert point.ok and point.score == 10.0 and point.overall == {1: 0.4}
+    assert _colours(s.bodies[-1]) == [(255, 0, 0), (0, 0, 255)]
+
+    # a reference the task cannot use is an error; an edit without its source too
+    bad = judge.compare("image_generation", "a blue square", green, blue, reference=red, template_family="unifiedreward-2.0")
+    assert not bad.ok and "takes no reference" in bad.error
+    missing = judge.compare("image_editing", "make it blue", green, blue)
+    assert not missing.ok and "needs the source image" in missing.error
+    with pytest.raises(KeyError, match="unknown template family"):
+        judge.compare("image_editing", "x", green, blue, reference=red, template_family="nope")
+
+
+def test_cli_judges_an_edit_through_an_endpoint(
+    server: Callable[[Reply], _Server], tiny_images: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from unireward.cli import main
+
+    red, blue, green = (str(p) for p in tiny_images[:3])
+    s = server(_edit_judge)
+    common = ["judge", "--base-url", s.url, "--model", "UnifiedReward", "--template-family", "unifiedreward-edit",
+              "--task", "image_editing", "--reference", red, "--prompt", "make the square blue"]  # fmt: skip
+    assert main([*common, "--candidate", green, "--candidate", blue]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["winner"] == 2 and row["overall"] == {"1": 0.0, "2": 1.0} and row["template_family"] == "unifiedreward-edit"
+    assert main([*common, "--candidate", blue, "--pointwise"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["scores"] == {"editing success": {"1": 25.0}, "overediting": {"1": 10.0}} and row["score"] == 10.0
+    assert [_colours(b) for b in s.bodies][-1] == [(255, 0, 0), (0, 0, 255)]
+    assert main([*common[:5], "--template-family", "unifiedreward-flex", *common[7:], "--candidate", blue, "--pointwise"]) == 2
+    assert "no pointwise prompts" in capsys.readouterr().err
+
+
+def _red_first_only(body: dict[str, Any], n: int) -> tuple[int, dict[str, Any]]:
+    """A judge that only answers when the red image comes first, scoring the red one 9 and the other 3."""
+    first_red = _redness(body["messages"][0]["content"][0]["image_url"]["url"]) > 0
+    text = ("<think>\n1. Colour: Image 1 (9/10) red; Image 2 (3/10) not red\nTotal score:\nImage 1: 9=9\nImage 2: 3=3\n"
+            "</think>\n<answer>Image 1 is better</answer>") if first_red else "I cannot tell."  # fmt: skip
+    return 200, _completion([text] * body.get("n", 1))
+
+
+def test_swap_reports_texts_in_the_order_of_the_winner(server: Callable[[Reply], _Server], tiny_images: list[Path]) -> None:
+    red, blue = tiny_images[0], tiny_images[1]
+    judge = Judge.from_endpoint(server(_red_first_only).url, "m", swap=True, max_retries=0)
+    res = judge.compare("image_generation", "a red square", blue, red)  # only the swapped order gives a verdict
+    assert res.winner == 2 and res.votes == [None, 2] and res.swapped_representative
+    assert res.answer == "Image 2 is better" and res.totals == {1: 3.0, 2: 9.0} and res.totals_consistent
+    assert res.scores == {"Colour": {1: 3.0, 2: 9.0}} and "Image 2 (9/10) red" in res.think
+    assert res.samples == ["I cannot tell."] and res.swapped_samples[0].endswith("<answer>Image 1 is better</answer>")
+
+
+def test_genai_bench_editing_live_eval_sends_the_source(
+    server: Callable[[Reply], _Server], tiny_images: list[Path], tmp_path: Path
+) -> None:
+    """Real GenAI-Bench image_edition columns; every request carries the source image first."""
+    from unireward.eval.runner import EvalConfig, run_eval
+
+    red, blue, green = (p.name for p in tiny_images[:3])
+    rows = [{"idx": i, "source_image": red, "left_output_image": left, "right_output_image": right,
+             "instruct_prompt": "make the square blue", "source_prompt": "a red square", "target_prompt": "a blue square",
+             "vote_type": vote} for i, (left, right, vote) in enumerate([(green, blue, "rightvote"), (blue, green, "leftvote")])]  # fmt: skip
+    data = tmp_path / "edit.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s = server(_edit_judge)
+    judge = Judge.from_endpoint(s.url, "UnifiedReward", max_retries=0, template_family="unifiedreward-edit")
+    cfg = EvalConfig("genai-bench", str(data), str(tmp_path / "out"), judge="edit-endpoint",
+                     media_root=str(tiny_images[0].parent), order="both")  # fmt: skip
+    report = run_eval(cfg, judge=judge)
+    assert len(s.bodies) == 4 and all(_colours(b)[0] == (255, 0, 0) and len(_colours(b)) == 3 for b in s.bodies)
+    assert report["results"]["accuracy"] == 100.0

@@ -21,32 +21,37 @@ VALID = [
      "candidates": ["Two.", ""], "label": 2, "reference": "cats.jpg", "source": "vlrb", "meta": {}},
     {"id": "vu-1", "task": "video_understanding", "prompt": "Qu'est-ce qui se passe ? 🐈",
      "candidates": ["Un chat saute.", "Rien."], "label": 1, "reference": "clip.mp4", "source": "", "meta": {}},
+    {"id": "ie-1", "task": "image_editing", "prompt": "make the cube blue",
+     "candidates": ["edit_a.png", "edit_b.png"], "label": 2, "reference": "source.png", "source": "genai-bench", "meta": {}},
 ]  # fmt: skip
 
 
-def test_valid_rows_of_all_four_tasks_round_trip(tmp_path: Path) -> None:
+def test_valid_rows_of_every_task_round_trip(tmp_path: Path) -> None:
     pairs = [PreferencePair.from_dict(d) for d in VALID]
     assert {p.task for p in pairs} == set(Task)
     path = tmp_path / "sub" / "pairs.jsonl"
-    assert write_pairs(pairs, path) == 4
+    assert write_pairs(pairs, path) == 5
     back = read_pairs(path)
     assert back == pairs
     assert [p.to_dict() for p in back] == [{**d, "reference": d.get("reference")} for d in VALID]
     assert not list(tmp_path.glob("sub/*.tmp"))  # the atomic write leaves nothing behind
     assert write_pairs(pairs[:1], path, append=True) == 1
-    assert [p.id for p in read_pairs(path)] == ["ig-1", "vg-1", "iu-1", "vu-1", "ig-1"]
+    assert [p.id for p in read_pairs(path)] == ["ig-1", "vg-1", "iu-1", "vu-1", "ie-1", "ig-1"]
+    with pytest.raises(SchemaError, match="image_editing needs the source image"):
+        PreferencePair.from_dict({**VALID[-1], "reference": None})
     # unicode is written as is, not escaped
     assert "🐈" in path.read_text(encoding="utf-8")
 
 
 def test_label_text_swapped_and_media_paths() -> None:
-    ig, vg, iu, vu = (PreferencePair.from_dict(d) for d in VALID)
+    ig, vg, iu, vu, ie = (PreferencePair.from_dict(d) for d in VALID)
     assert ig.label_text == "Image 1 is better" and vg.label_text is None and iu.label_text == "Answer 2 is better"
     sw = iu.swapped()
     assert sw.candidates == ("", "Two.") and sw.label == 1 and sw.label_text == "Answer 1 is better"
     assert sw.swapped().candidates == iu.candidates
     assert vg.media_paths() == ["videos/a.mp4", "f/0.png", "f/1.png"]
     assert vu.media_paths() == ["clip.mp4"]
+    assert ie.media_paths() == ["edit_a.png", "edit_b.png", "source.png"] and ie.swapped().reference == "source.png"
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from unireward.protocol.parser import parse_judgment
-from unireward.protocol.tasks import Task, answer_label
+from unireward.protocol.tasks import Task, answer_label, label_to_winner
 from unireward.remote_reward import RemoteGroupReward  # noqa: F401  (a generator's reward, served)
 
 _VERDICT_NOUN = re.compile(r"\b(Image|Video|Answer) [12] is better\b")
@@ -147,11 +147,67 @@ def consistency_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     ]
 
 
+def protocol_reward(completions: list[Any], **kwargs: Any) -> list[float]:
+    """A reward in [0, 1] from the verdict of any template family (``template_family`` column, or
+    :func:`make_protocol_reward`), read by the one parser. Pairwise with a ``label`` (1/2 or the
+    verdict string): the labelled candidate's ``overall`` share (1.0 for a right verdict, 0.5 for a
+    tie, graded for the score protocols); pointwise: ``overall`` (the score mapped onto [0, 1]).
+    Unparseable output earns 0. Columns: ``task`` (required), ``label``, ``template_family``, ``mode``.
+
+    >>> protocol_reward(["Alignment Score:\\n Image 1: 0.4\\n Image 2: 0.6\\n"], task=["image_generation"],
+    ...                 label=[2], template_family=["unifiedreward-2.0-pair-score"])
+    [0.6]
+    >>> protocol_reward(["Alignment Score (1-5): 5\\nPhysics Score (1-5): 3\\nStyle Score (1-5): 4"],
+    ...                 task=["video_generation"], template_family=["unifiedreward-2.0"], mode=["pointwise"])
+    [0.75]
+    """
+    n = len(completions)
+    tasks, labels = _column(kwargs, "task", n), _column(kwargs, "label", n)
+    families, modes = _column(kwargs, "template_family", n), _column(kwargs, "mode", n)
+    out = []
+    for c, task, lab, fam, mode in zip(completions, tasks, labels, families, modes, strict=True):
+        if task is None:
+            raise ValueError("protocol_reward needs a 'task' column")
+        mode = mode or ("pairwise" if lab is not None else "pointwise")
+        j = parse_judgment(completion_text(c), task, mode=mode, family=fam)
+        if not j.ok or j.overall is None:
+            out.append(0.0)
+        elif j.mode.value == "pointwise":
+            out.append(float(j.overall[1]))
+        else:
+            if lab is None:
+                raise ValueError("a pairwise protocol_reward needs a 'label' column (1, 2 or the verdict string)")
+            winner = int(lab) if isinstance(lab, numbers.Number) else label_to_winner(task, str(lab).strip())
+            if winner is None:
+                raise ValueError(f"label {lab!r} names no candidate of {task}")
+            out.append(float(j.overall[winner]))
+    return out
+
+
+def make_protocol_reward(template_family: str, mode: str = "pairwise") -> Any:
+    """:func:`protocol_reward` bound to one family and mode, for trainers that pass only dataset columns.
+
+    >>> make_protocol_reward("unifiedreward-flex").__name__
+    'unifiedreward_flex_reward'
+    """
+    from unireward.protocol.templates import get_family
+
+    get_family(template_family, mode)
+
+    def reward(completions: list[Any], **kwargs: Any) -> list[float]:
+        n = len(completions)
+        return protocol_reward(completions, **{**kwargs, "template_family": [template_family] * n, "mode": [mode] * n})
+
+    reward.__name__ = re.sub(r"\W", "_", template_family) + "_reward"
+    return reward
+
+
 REWARD_FUNCTIONS = {
     "format": format_reward,
     "accuracy": accuracy_reward,
     "strict_format": strict_format_reward,
     "consistency": consistency_reward,
+    "protocol": protocol_reward,
 }
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from unireward.data.mix import augment_swaps
 from unireward.data.schema import MediaRef, PreferencePair, read_pairs
-from unireward.judge.request import pair_messages
+from unireward.judge.request import media_order, pair_messages
 from unireward.media import VisionBudget, load_video, resolve
 
 FORMATS = ("trl", "verl", "llamafactory")
@@ -142,7 +142,7 @@ class _Builder:
 
     def request(self, pair: PreferencePair) -> tuple[list[dict[str, Any]], list[str], list[Any]]:
         """Prompt messages with media placeholders, then the images and videos they stand for."""
-        items = list(pair.candidates) if pair.task.is_generation else [pair.reference]
+        items = media_order(pair.task, pair.reference, list(pair.candidates))
         media = [self._item(r, pair.task.is_video) for r in items]  # type: ignore[arg-type]
         frames_mode = pair.task.is_video and (self.cfg.video_as == "frames" or any(isinstance(m, list) for m in media))
         messages = pair_messages(pair, media, family=self.cfg.family, video_as="frames" if frames_mode else "video")

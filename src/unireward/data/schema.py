@@ -99,6 +99,8 @@ class PreferencePair:
             self.candidates = (_check_media(cands[0], "candidates[0]", row), _check_media(cands[1], "candidates[1]", row))
             if self.reference is not None:
                 self.reference = _check_media(self.reference, "reference", row)
+            elif self.task.uses_reference:
+                raise SchemaError(f"{self.task.value} needs the source image as its reference", row, "reference")
         else:
             for i, c in enumerate(cands):
                 if not isinstance(c, str):

@@ -173,8 +173,9 @@ def load_genai_bench(
 ) -> list[PreferencePair]:
     """GenAI-Bench rows (``vote_type`` = leftvote / rightvote / tievote / bothbad_vote).
 
-    Image editing pairs become image-generation pairs whose prompt is the edit instruction and whose
-    reference is the source image.
+    Image editing pairs become ``image_editing`` pairs: the prompt is the edit instruction and the
+    reference is the source image, which every request sends first (judge them with a family that
+    has editing prompts, e.g. ``unifiedreward-edit``).
     """
     if task is not None and task not in GENAI_TASKS:
         raise ValueError(f"GenAI-Bench task must be one of {GENAI_TASKS}, got {task!r}")
@@ -194,7 +195,7 @@ def load_genai_bench(
             cands = (rec[f"left_{key}"], rec[f"right_{key}"])
             prompt, reference = rec["prompt"], None
         return PreferencePair(
-            id=pid, task=Task.VIDEO_GENERATION if kind == "video_generation" else Task.IMAGE_GENERATION,
+            id=pid, task={"video_generation": Task.VIDEO_GENERATION, "image_edition": Task.IMAGE_EDITING}.get(kind, Task.IMAGE_GENERATION),
             prompt=prompt, candidates=(_media(cands[0], cache_dir, f"{pid}_left"), _media(cands[1], cache_dir, f"{pid}_right")),
             label=normalize_label(vote, where), reference=reference, source=f"genai-bench/{kind}",
             meta={"vote_type": vote, "genai_task": kind},

@@ -252,9 +252,19 @@ class Judge(BaseJudge):
         )  # fmt: skip
 
     def _family(self, item: _Item) -> str | None:
+        """The request's family, else the judge's for its mode; pointwise falls back to the pairwise
+        family's own pointwise prompts (``unifiedreward-edit``, ``unifiedreward-2.0``) when it has them."""
         if item.family is not None:
             return item.family
-        return self.options.template_family if item.mode is Mode.PAIRWISE else self.options.pointwise_family
+        o = self.options
+        if item.mode is Mode.PAIRWISE:
+            return o.template_family
+        if o.pointwise_family is None and o.template_family is not None:
+            from unireward.protocol.templates import family_modes
+
+            if "pointwise" in family_modes(o.template_family):
+                return o.template_family
+        return o.pointwise_family
 
     def _messages(
         self, item: _Item, media: list[Any], answers: tuple[str, ...], swapped: bool = False
@@ -361,8 +371,9 @@ class Judge(BaseJudge):
             try:
                 media = self._load(item, root)
                 answers = () if item.task.is_generation else (str(item.candidates[0]),)
+                messages = self._messages(item, media, answers)
                 slots.append(len(requests))
-                requests.append(self._messages(item, media, answers))
+                requests.append(messages)
             except (MediaError, ValueError, OSError) as e:
                 results[n] = JudgeResult.failed(item.task, str(e), Mode.POINTWISE, id=item.id)
                 slots.append(-1)

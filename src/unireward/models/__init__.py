@@ -2,6 +2,7 @@
 
 from unireward.models import llava_onevision as _llava_onevision  # noqa: F401  (registers the family)
 from unireward.models import qwen2_5_vl as _qwen2_5_vl  # noqa: F401  (registers the family)
+from unireward.models import qwen3_5 as _qwen3_5  # noqa: F401
 from unireward.models import qwen3_vl as _qwen3_vl  # noqa: F401
 from unireward.models.family import (
     ModelFamily,

@@ -260,7 +260,7 @@ def test_editing_request_carries_source_then_edits_in_the_official_order(
     assert not bad.ok and "takes no reference" in bad.error
     missing = judge.compare("image_editing", "make it blue", green, blue)
     assert not missing.ok and "needs the source image" in missing.error
-    with pytest.raises(KeyError, match="unknown template family"):
+    with pytest.raises(ValueError, match="unknown template family"):
         judge.compare("image_editing", "x", green, blue, reference=red, template_family="nope")
 
 

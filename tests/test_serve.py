@@ -143,6 +143,24 @@ def test_judge_and_score_endpoints(base_url: str, tiny_images: list[Path]) -> No
     assert r.status_code == 413  # 6 frames > 4 images
 
 
+def test_editing_with_a_protocol_through_the_server(base_url: str, tiny_images: list[Path]) -> None:
+    """``template_family`` per request; an edit carries its source; a stray reference is refused."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    red, blue, green = (_data_url(Image.open(p)) for p in tiny_images[:3])
+    edit = {"task": "image_editing", "prompt": "make it blue", "reference": red, "template_family": "unifiedreward-edit"}
+    r = httpx.post(base_url + "/v1/judge", headers=headers, timeout=60, json={**edit, "candidates": [green, blue]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["template_family"] == "unifiedreward-edit" and body["verdict"] == "rank" and body["text"]
+    assert {"winner", "scores", "overall", "tie"} <= set(body)
+    r = httpx.post(base_url + "/v1/score", headers=headers, timeout=60, json={**edit, "candidate": blue})
+    assert r.status_code == 200 and r.json()["verdict"] == "edit_point_scores"
+    for bad, field in (({**edit, "reference": None}, "source image"), ({**edit, "task": "image_generation"}, "takes no"),
+                       ({**edit, "template_family": "nope"}, "unknown template family")):  # fmt: skip
+        r = httpx.post(base_url + "/v1/judge", headers=headers, timeout=60, json={**bad, "candidates": [green, blue]})
+        assert r.status_code == 400 and field in r.json()["error"]["message"], r.text
+
+
 def test_our_http_backend_against_our_server(base_url: str, tiny_images: list[Path]) -> None:
     judge = Judge.from_endpoint(base_url + "/v1", "tiny-judge", api_key=KEY, max_new_tokens=6, swap=True)
     out = judge.compare_many(

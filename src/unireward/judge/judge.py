@@ -18,7 +18,7 @@ from unireward.judge.request import load_pair_media, media_order, pair_messages,
 from unireward.media import Frames, MediaError, VisionBudget, load_frames, load_image, load_video, resolve
 from unireward.protocol.parser import Judgment, parse_judgment, relabel_swapped
 from unireward.protocol.tasks import Mode, Task
-from unireward.protocol.templates import render_messages
+from unireward.protocol.templates import get_family, render_messages
 
 
 @dataclass
@@ -43,7 +43,7 @@ class JudgeResult(Judgment):
     samples: list[str] = field(default_factory=list)
     swapped_samples: list[str] = field(default_factory=list)
     swapped_representative: bool = False
-    template_family: str | None = None
+    template_family: str | None = None  # the protocol that read this judgment (defaults resolved)
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -360,7 +360,7 @@ class Judge(BaseJudge):
         if share is not None:
             res.preference = share
         res.samples, res.swapped_samples = list(fwd.texts), list(bwd.texts) if bwd is not None else []  # type: ignore[union-attr]
-        res.swapped_representative, res.template_family = swapped_rep, family
+        res.swapped_representative, res.template_family = swapped_rep, get_family(family, Mode.PAIRWISE).name
         return res
 
     def _run_pointwise(self, items: list[_Item], root: Any) -> list[JudgeResult]:
@@ -395,7 +395,7 @@ class Judge(BaseJudge):
             valid = [j for j in js if j.ok and j.score is not None]
             base = next((j for j in js if j.ok), js[0])
             res = JudgeResult(**{f: getattr(base, f) for f in Judgment.__dataclass_fields__})
-            res.id, res.samples, res.template_family = item.id, list(g.texts), family
+            res.id, res.samples, res.template_family = item.id, list(g.texts), get_family(family, Mode.POINTWISE).name
             res.sample_scores = [j.score for j in js]
             if valid:  # the mean over samples, on the protocol's scale and on [0, 1]
                 res.score = res.preference = sum(j.score for j in valid) / len(valid)  # type: ignore[misc]
@@ -408,9 +408,10 @@ class Judge(BaseJudge):
 def _check_family(name: str | None, mode: Mode) -> None:
     """Fail early, naming the choices, on a template family that is not registered."""
     if name is not None:
-        from unireward.protocol.templates import get_family
-
-        get_family(name, mode)
+        try:
+            get_family(name, mode)
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
 
 
 def _item_from_dict(d: dict[str, Any], mode: Mode) -> _Item:

@@ -42,7 +42,10 @@ class JudgeOptions:
 
         for name, mode in ((self.template_family, Mode.PAIRWISE), (self.pointwise_family, Mode.POINTWISE)):
             if name is not None:
-                get_family(name, mode)  # unknown names fail here, naming the registered ones
+                try:  # unknown names fail here, naming the registered ones
+                    get_family(name, mode)
+                except KeyError as e:
+                    raise ValueError(e.args[0]) from None
         if self.video_as not in ("video", "frames"):
             raise ValueError(f"video_as must be 'video' or 'frames', got {self.video_as!r}")
 

@@ -72,12 +72,16 @@ class _Inputs:
         if not isinstance(cands, list) or (n is not None and len(cands) != n) or not cands:
             want = "a list of two items" if n == 2 else "a non-empty list"
             raise ApiError(400, f"{key!r} must be {want}", "bad_parameter", key)
-        if not self.task.is_generation:
-            if not all(isinstance(c, str) for c in cands):
-                raise ApiError(400, "answers must be strings", "bad_parameter", key)
-            if data.get("reference") is None:
-                raise ApiError(400, f"{self.task.value} needs 'reference'", "bad_parameter", "reference")
-        media = cands if self.task.is_generation else [data["reference"]]
+        if not self.task.is_generation and not all(isinstance(c, str) for c in cands):
+            raise ApiError(400, "answers must be strings", "bad_parameter", key)
+        reference = data.get("reference")
+        if self.task.uses_reference and reference is None:
+            what = "the source image" if self.task is Task.IMAGE_EDITING else "the image or video asked about"
+            raise ApiError(400, f"{self.task.value} needs 'reference' ({what})", "bad_parameter", "reference")
+        if reference is not None and not self.task.uses_reference:  # refused, never dropped
+            raise ApiError(400, f"{self.task.value} takes no 'reference' (a source image belongs to image_editing)",
+                           "bad_parameter", "reference")  # fmt: skip
+        media = (cands if self.task.is_generation else []) + ([reference] if self.task.uses_reference else [])
         n_images, n_videos = media_count(self.task, media)
         lim = state.limits
         if n_images > lim.max_images:
@@ -88,7 +92,8 @@ class _Inputs:
         self.data: dict[str, Any] = data
         self.scope = Scope()
         # media share the vision budget as the judge shares it: per pair for a group of candidates
-        per_pair = min(2, len(media)) / len(media)
+        # (an edit's source image rides along with every pair)
+        per_pair = min(len(media), 2 + (self.task is Task.IMAGE_EDITING)) / len(media)
         self.decoder = MediaDecoder(lim, state.judge.budget, state.media_root, state.temporal_patch,
                                     n_images=round(n_images * per_pair), n_videos=round(n_videos * per_pair))  # fmt: skip
         self.text = self.prompt + "".join(c for c in cands if isinstance(c, str))
@@ -98,9 +103,10 @@ class _Inputs:
         self.state.check_prompt_tokens(self.state.text_tokens(self.text))
         dec, task = self.decoder, self.task
         one = dec.video if task.is_video else dec.image
+        ref = one(self.media[-1], "reference") if task.uses_reference else None
         if task.is_generation:
-            return [one(c, f"candidates[{i}]") for i, c in enumerate(self.cands)], None
-        return list(self.cands), one(self.media[0], "reference")
+            return [one(c, f"candidates[{i}]") for i, c in enumerate(self.cands)], ref
+        return list(self.cands), ref
 
 
 def register(app: Any, state: ServerState, read_json: Any) -> None:

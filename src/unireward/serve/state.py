@@ -146,6 +146,18 @@ class ServerState:
             if not isinstance(data["swap"], bool):
                 raise ApiError(400, "swap must be true or false", "bad_parameter", "swap")
             changes["swap"] = data["swap"]
+        if data.get("template_family") is not None:  # the protocol of a released judge, per request
+            from unireward.protocol.templates import family_modes
+
+            fam = data["template_family"]
+            try:
+                modes = family_modes(fam) if isinstance(fam, str) else []
+            except KeyError as e:
+                raise ApiError(400, e.args[0], "bad_parameter", "template_family") from None
+            if not modes:
+                raise ApiError(400, "template_family must be a string", "bad_parameter", "template_family")
+            changes["template_family"] = fam if "pairwise" in modes else None
+            changes["pointwise_family"] = fam if "pointwise" in modes else None
         try:
             return Judge(self.scheduler.view(scope), replace(opts, **changes), self.judge.budget)
         except ValueError as e:

@@ -68,29 +68,48 @@ def test_request_validation_names_the_field() -> None:
         JudgeRequest(Task.IMAGE_UNDERSTANDING, "what?", ("", "b"), reference="r.png")
     with pytest.raises(ValueError, match="needs a reference video"):
         JudgeRequest(Task.VIDEO_UNDERSTANDING, "what?", ("a", "b"))
-    with pytest.raises(ValueError, match="is pointwise, not pairwise"):
+    with pytest.raises(ValueError, match="has no pairwise prompts"):
         JudgeRequest(Task.IMAGE_GENERATION, "a cat", ("a.png", "b.png"), template_family="unireward-pointwise")
+    with pytest.raises(ValueError, match="image_editing needs the source image"):
+        JudgeRequest(Task.IMAGE_EDITING, "make it blue", ("a.png", "b.png"))
+    with pytest.raises(ValueError, match="no prompt for image_editing; it covers"):
+        JudgeRequest(Task.IMAGE_EDITING, "make it blue", ("a.png", "b.png"), reference="s.png",
+                     template_family="unifiedreward-think")
+    with pytest.raises(ValueError, match="has no pointwise prompts"):
+        JudgeRequest(Task.IMAGE_GENERATION, "a cat", ("a.png", None), pointwise=True, template_family="unifiedreward-think")
     with pytest.raises(ValueError, match="temperature above 0"):
         JudgeRequest(Task.IMAGE_GENERATION, "a cat", ("a.png", "b.png"), num_samples=3)
     # pointwise scores candidate 1, and candidate 2 only when given
     assert JudgeRequest(Task.IMAGE_GENERATION, "a cat", ("a.png", None), pointwise=True).candidates == ("a.png", None)
+    # a reference left in the hidden field of another task is not sent
+    assert JudgeRequest(Task.IMAGE_GENERATION, "a cat", ("a.png", "b.png"), reference="r.png").reference is None
+    # a family with both modes serves either
+    JudgeRequest(Task.IMAGE_EDITING, "make it blue", ("a.png", None), reference="s.png", pointwise=True,
+                 template_family="unifiedreward-edit")
 
 
-@pytest.mark.parametrize("kind", ["png", "mp4"])
+@pytest.mark.parametrize("kind", ["png", "mp4", "edit"])
 def test_preview_is_exactly_what_the_model_receives(tiny_judge: Judge, media: dict[str, Path], kind: str) -> None:
-    task = Task.IMAGE_GENERATION if kind == "png" else Task.VIDEO_GENERATION
-    a, b = str(media[f"red.{kind}"]), str(media[f"blue.{kind}"])
-    seen = seen_media(task, (a, b), None, tiny_judge.budget)
+    task = {"png": Task.IMAGE_GENERATION, "mp4": Task.VIDEO_GENERATION, "edit": Task.IMAGE_EDITING}[kind]
+    ext = "mp4" if kind == "mp4" else "png"
+    a, b = str(media[f"red.{ext}"]), str(media[f"blue.{ext}"])
+    source = str(media["blue.png"]) if kind == "edit" else None
+    seen = seen_media(task, (a, b), source, tiny_judge.budget)
     rec: Recording = tiny_judge.backend.inner  # type: ignore[attr-defined]
     rec.messages.clear()
-    tiny_judge.compare(task, "a red shape", a, b)
+    res = tiny_judge.compare(task, "a red shape", a, b, reference=source,
+                             template_family="unifiedreward-edit" if kind == "edit" else None)  # fmt: skip
+    assert res.error is None, res.error
     images, videos = media_inputs(rec.messages[0])
-    given = images if kind == "png" else videos
-    assert len(given) == 2
-    for slot, medium in zip(("candidate_1", "candidate_2"), given, strict=True):
+    given = videos if kind == "mp4" else images
+    slots = ("candidate_1", "candidate_2")
+    if kind == "edit":  # the source image comes first and shares the budget with the two edits
+        slots = ("reference", *slots)
+    assert len(given) == len(slots)
+    for slot, medium in zip(slots, given, strict=True):
         frames = medium if kind == "mp4" else [medium]
         shown = seen[slot].frames
-        assert len(shown) == len(frames) == (1 if kind == "png" else tiny_judge.budget.frames)
+        assert len(shown) == len(frames) == (tiny_judge.budget.frames if kind == "mp4" else 1)
         for x, y in zip(shown, frames, strict=True):
             assert x.size == y.size and np.array_equal(np.asarray(x), np.asarray(y))
     if kind == "mp4":  # captions say which source frames and when

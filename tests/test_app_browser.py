@@ -237,3 +237,19 @@ def test_local_model_pointwise(open_page: Any, tiny_app: Any, files: dict[str, P
     # one candidate given: one score line (a number or why there is none), and the overall-score row
     assert verdict.startswith("Image 1:") and "Image 2" not in verdict
     assert page.table()[-1][:2] == ["Overall score", verdict.split("Image 1: ")[1].split("/10")[0] if "/10" in verdict else "–"]
+
+
+def test_local_model_image_editing(open_page: Any, tiny_app: Any, files: dict[str, Path]) -> None:
+    page = open_page(tiny_app)
+    page.choose_task("image_editing")
+    # the family follows the task: the official prompts have no editing template, the Edit family does
+    page.page.wait_for_function("document.querySelector('#ur-family input').value === 'unifiedreward-edit'")
+    assert page.page.locator("#ur-prompt label").inner_text().startswith("Instruction")
+    page.upload("ref", files["blue.png"])
+    page.upload("1", files["yellow.png"])
+    page.upload("2", files["blue.png"])
+    assert "Model sees: image 364×364 px (file 384×384)" in page.page.locator("#ur-note-ref").inner_text()
+    page.page.locator("#ur-prompt textarea").fill("Make the star yellow.")
+    verdict = page.judge()
+    assert not verdict.startswith("Error"), verdict
+    assert page.page.locator("#ur-raw-box").count() == 1

@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from unireward.app.preview import uses_reference
 from unireward.judge.cli import result_row
 from unireward.judge.judge import Judge
 from unireward.protocol.tasks import Mode, Task
-from unireward.protocol.templates import get_family
+from unireward.protocol.templates import family_modes, get_family
 
 
 @dataclass
@@ -47,15 +46,19 @@ class JudgeRequest:
         for i, c in enumerate(self.candidates[: 1 if self.pointwise else 2], 1):
             if c is None:
                 raise ValueError(f"candidate {i} has no {noun}")
-        if not uses_reference(self.task):
+        if not self.task.uses_reference:
             self.reference = None  # the form keeps a hidden reference when the task changes
         elif not self.reference:
-            raise ValueError(f"{self.task.value} needs a reference {'video' if self.task.is_video else 'image'}")
+            what = "the source image" if self.task.is_generation else f"a reference {'video' if self.task.is_video else 'image'}"
+            raise ValueError(f"{self.task.value} needs {what}")
         if self.template_family:
-            fam = get_family(self.template_family)
             mode = Mode.POINTWISE if self.pointwise else Mode.PAIRWISE
-            if fam.mode is not mode:
-                raise ValueError(f"template family {fam.name!r} is {fam.mode.value}, not {mode.value}")
+            if mode.value not in family_modes(self.template_family):
+                raise ValueError(f"template family {self.template_family!r} has no {mode.value} prompts")
+            covered = get_family(self.template_family, mode).tasks()
+            if self.task.value not in covered:
+                raise ValueError(f"template family {self.template_family!r} ({mode.value}) has no prompt for "
+                                 f"{self.task.value}; it covers {', '.join(covered)}")  # fmt: skip
         if not 1 <= int(self.num_samples) <= 64:
             raise ValueError(f"samples must be between 1 and 64, got {self.num_samples}")
         self.num_samples = int(self.num_samples)

@@ -23,10 +23,10 @@ import gradio as gr  # noqa: E402
 from unireward.app import render  # noqa: E402
 from unireward.app.examples import Example  # noqa: E402
 from unireward.app.judging import JudgeRequest, run_request  # noqa: E402
-from unireward.app.preview import Seen, seen_media, uses_reference  # noqa: E402
+from unireward.app.preview import Seen, seen_media  # noqa: E402
 from unireward.judge.judge import Judge  # noqa: E402
 from unireward.protocol.tasks import Mode, Task, candidate_noun  # noqa: E402
-from unireward.protocol.templates import DEFAULT_FAMILY, get_family, list_families  # noqa: E402
+from unireward.protocol.templates import DEFAULT_FAMILY, family_modes, get_family, list_families  # noqa: E402
 
 CSS = """
 .ur-cand { border: 3px solid transparent; border-radius: 10px; padding: 4px; }
@@ -59,10 +59,27 @@ class AppSettings:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
 
 
-def families(mode: str) -> list[str]:
-    """Template families of a mode (pairwise families for pairwise judging, and so on)."""
-    m = Mode(mode)
-    return [name for name in list_families() if get_family(name).mode is m]
+def families(mode: Mode | str, task: Task | str) -> list[str]:
+    """The template families with a prompt for ``task`` in ``mode``.
+
+    >>> families("pointwise", "image_editing")
+    ['unifiedreward-edit']
+    """
+    m, t = Mode(mode), Task.parse(task)
+    return [name for name in list_families() if m.value in family_modes(name) and t.value in get_family(name, m).tasks()]
+
+
+def pick_family(mode: Mode | str, task: Task | str, *preferred: str | None) -> str | None:
+    """The first of ``preferred`` that covers the task, else the mode's default, else any that does.
+
+    >>> pick_family("pairwise", "image_generation", None), pick_family("pairwise", "image_editing", "unifiedreward-think")
+    ('unifiedreward-think', 'unifiedreward-edit')
+    """
+    choices = families(mode, task)
+    for name in (*preferred, DEFAULT_FAMILY[Mode(mode)]):
+        if name in choices:
+            return name
+    return choices[0] if choices else None
 
 
 def theme() -> Any:
@@ -92,7 +109,7 @@ def build_app(judge: Judge, settings: AppSettings | None = None) -> gr.Blocks:
     def form_for_task(task: str) -> list[Any]:
         t = Task.parse(task)
         noun = candidate_noun(t)
-        gen, ref = t.is_generation, uses_reference(t)
+        gen, ref = t.is_generation, t.uses_reference
         edit = gen and ref  # candidates are edits of the reference (the source image)
         ref_label = "Source image" if edit else f"Reference {'video' if t.is_video else 'image'}"
         return [
@@ -107,10 +124,10 @@ def build_app(judge: Judge, settings: AppSettings | None = None) -> gr.Blocks:
             gr.update(visible=gen),
         ]
 
-    def form_for_mode(mode: str) -> Any:
-        m = Mode(mode)
-        current = opts.pointwise_family if m is Mode.POINTWISE else opts.template_family
-        return gr.update(choices=families(mode), value=current or DEFAULT_FAMILY[m])
+    def family_for(task: str, mode: str, current: str | None) -> Any:
+        # keep the user's choice while it covers the task; else the judge's own default for the mode
+        start = opts.pointwise_family if Mode(mode) is Mode.POINTWISE else opts.template_family
+        return gr.update(choices=families(mode, task), value=pick_family(mode, task, current, start))
 
     def samples_changed(k: float, temperature: float) -> Any:
         # Several greedy samples would all be the same: start sampling at 1.0 when asked for more.
@@ -158,7 +175,7 @@ def build_app(judge: Judge, settings: AppSettings | None = None) -> gr.Blocks:
         with gr.Row():
             task = gr.Dropdown(task_names, value=first.value, label="Task", elem_id="ur-task")
             mode = gr.Radio([m.value for m in Mode], value="pairwise", label="Mode", elem_id="ur-mode")
-            family = gr.Dropdown(families("pairwise"), value=opts.template_family or DEFAULT_FAMILY[Mode.PAIRWISE],
+            family = gr.Dropdown(families("pairwise", first), value=pick_family("pairwise", first, opts.template_family),
                                  label="Template family", elem_id="ur-family",
                                  allow_custom_value=True)  # API clients pick any family; the request checks its mode  # fmt: skip
         with gr.Row():
@@ -203,7 +220,7 @@ def build_app(judge: Judge, settings: AppSettings | None = None) -> gr.Blocks:
 
         task.change(form_for_task, task, [prompt, reference, ref_view, *files, *answers, *galleries],
                     api_visibility="private", queue=False)  # fmt: skip
-        mode.change(form_for_mode, mode, family, api_visibility="private", queue=False)
+        gr.on([task.change, mode.change], family_for, [task, mode, family], family, api_visibility="private", queue=False)
         samples.change(samples_changed, [samples, temperature], temperature, api_visibility="private", queue=False)
         gr.on([task.change, mode.change, files[0].change, files[1].change, reference.change], preview,
               [task, mode, files[0], files[1], reference],

@@ -17,6 +17,7 @@ from PIL import Image
 
 from unireward.app.render import short_paths
 from unireward.judge.judge import load_medium
+from unireward.judge.request import media_order
 from unireward.media import Frames, MediaError, VisionBudget
 from unireward.protocol.tasks import Task
 
@@ -105,23 +106,13 @@ def seen_media(
     """
     task = Task.parse(task)
     out: dict[str, Seen | None] = {"candidate_1": None, "candidate_2": None, "reference": None}
-    ref = uses_reference(task)
     if not task.is_generation:
         out["reference"] = see(reference, task, budget, 1)
         return out
-    n = (1 if pointwise else 2) + ref
+    # how many media one request holds, from the judge's own ordering (an edit's source comes first)
+    n = len(media_order(task, "reference" if task.uses_reference else None, [None] * (1 if pointwise else 2)))
     for slot, path in zip(("candidate_1", "candidate_2"), candidates, strict=True):
         out[slot] = see(path, task, budget, n)
-    if ref:
+    if task.uses_reference:
         out["reference"] = see(reference, task, budget, n)
     return out
-
-
-def uses_reference(task: Task) -> bool:
-    """Whether a request carries a reference medium besides the candidates (the image or video an
-    understanding question is about; an edit's source image).
-
-    >>> uses_reference(Task.IMAGE_UNDERSTANDING), uses_reference(Task.VIDEO_GENERATION)
-    (True, False)
-    """
-    return bool(getattr(task, "uses_reference", not task.is_generation))

@@ -63,7 +63,7 @@ def winner(payload: Payload) -> int | None:
 
 
 def verdict_html(payload: Payload, task: Task | str) -> str:
-    """The headline: the verdict (or why there is none), swap agreement and the vote share.
+    """The headline: the verdict (a tie, or why there is none), swap agreement and the vote share.
 
     >>> print(verdict_html({"status": "ok", "winner": 1, "preference": 1.0, "agreement": None}, "image_generation"))
     <div class="ur-verdict ur-ok" data-winner="1"><b>Image 1 is better</b></div>
@@ -87,6 +87,8 @@ def verdict_html(payload: Payload, task: Task | str) -> str:
     if row.get("error"):
         return f'<div class="ur-verdict ur-error" data-winner=""><b>Error</b>: {escape(short_paths(str(row["error"])))}</div>'
     w = row.get("winner")
+    if w is None and row.get("tie"):
+        return '<div class="ur-verdict ur-ok" data-winner=""><b>Tie: both are equally good</b></div>'
     if w is None:
         why = escape(str(row.get("reason") or row.get("status") or ""))
         return f'<div class="ur-verdict ur-none" data-winner=""><b>{escape(str(row.get("status")))}: no verdict</b> ({why})</div>'
@@ -106,6 +108,8 @@ def badge_html(payload: Payload | None, index: int) -> str:
 
     >>> badge_html({"winner": 2, "totals": {"1": 12.0, "2": 17.0}}, 2)
     '<div class="ur-badge ur-win">Preferred · total 17</div>'
+    >>> badge_html({"winner": None, "tie": True, "overall": {"1": 0.5, "2": 0.5}}, 1)
+    '<div class="ur-badge">share 0.50</div>'
     """
     if not payload:
         return '<div class="ur-badge"></div>'
@@ -115,7 +119,9 @@ def badge_html(payload: Payload | None, index: int) -> str:
         text = f"score {_fmt(score)}/10" if score is not None else ""
     else:
         totals = payload.get("totals") or {}  # type: ignore[union-attr]
-        text = f"total {_fmt(totals[str(index)])}" if str(index) in totals else ""
+        share = payload.get("overall") or {}  # type: ignore[union-attr]
+        text = (f"total {_fmt(totals[str(index)])}" if str(index) in totals
+                else f"share {share[str(index)]:.2f}" if share.get(str(index)) is not None else "")  # fmt: skip
     won = winner(payload) == index
     cls = "ur-badge ur-win" if won else "ur-badge"
     label = " · ".join(x for x in ("Preferred" if won else "", text) if x)
@@ -160,6 +166,9 @@ def score_table_html(payload: Payload, task: Task | str) -> str:
         totals = row.get("totals")  # type: ignore[union-attr]
         if totals:
             body.append(f"<tr class='ur-total'><td>Total (stated)</td><td>{_fmt(totals.get('1'))}</td><td>{_fmt(totals.get('2'))}</td></tr>")
+        share = row.get("overall")  # type: ignore[union-attr]
+        if share:  # each candidate's share of the preference, whatever the protocol's own scale
+            body.append(f"<tr class='ur-total'><td>Preference share (0–1)</td><td>{_fmt(share.get('1'))}</td><td>{_fmt(share.get('2'))}</td></tr>")
         consistent = row.get("totals_consistent")  # type: ignore[union-attr]
         if not totals:
             note = "No stated totals."

@@ -154,7 +154,7 @@ def test_image_pair(open_page: Any, teacher_app: Any, files: dict[str, Path]) ->
     page.page.locator("#ur-prompt textarea").fill("a yellow star")
     assert page.judge().startswith("Image 2 is better")
     assert page.table() == [["Dimension", "Image 1", "Image 2"], ["Semantic consistency", "3", "9"],
-                            ["Total (stated)", "3", "9"]]  # fmt: skip
+                            ["Total (stated)", "3", "9"], ["Preference share (0–1)", "0.25", "0.75"]]  # fmt: skip
     assert "agree with the verdict: yes" in page.page.locator("#ur-table").inner_text()
     # the winner is marked on the candidate itself, not only in the verdict line
     assert "ur-winner" in page.page.locator("#ur-cand-2").get_attribute("class")
@@ -177,7 +177,7 @@ def test_video_pair_shows_the_sampled_frames(open_page: Any, teacher_app: Any, f
     assert page.page.locator("#ur-seen-1 img").count() >= 8
     assert page.judge().startswith("Video 2 is better")
     table = page.table()
-    assert table[0] == ["Dimension", "Video 1", "Video 2"] and table[-1] == ["Total (stated)", "3", "9"]
+    assert table[0] == ["Dimension", "Video 1", "Video 2"] and table[-2] == ["Total (stated)", "3", "9"]
 
 
 def test_corrupt_file_shows_its_error(open_page: Any, teacher_app: Any, files: dict[str, Path]) -> None:

@@ -208,3 +208,25 @@ def test_app_over_unireward_serve(tiny_model: Path, media: dict[str, Path]) -> N
         row = run_request(judge, JudgeRequest(Task.VIDEO_GENERATION, "a red square turning green", (a, b), swap=True))
     assert row["error"] is None and row["task"] == "video_generation"
     assert len(row["samples"]) == 1 and len(row["swapped_samples"]) == 1 and len(row["votes"]) == 2
+
+
+def test_render_covers_ties_shares_swaps_and_pointwise_pairs() -> None:
+    from unireward.app import render
+
+    tie = {"status": "ok", "winner": None, "tie": True, "overall": {"1": 0.5, "2": 0.5}, "dimensions": [],
+           "totals": None, "totals_consistent": None, "votes": [None]}  # fmt: skip
+    assert "Tie" in render.verdict_html(tie, "image_editing") and render.winner(tie) is None
+    assert "<td>Preference share (0–1)</td><td>0.5</td><td>0.5</td>" in render.score_table_html(tie, "image_editing")
+    swapped = {"status": "ok", "winner": 2, "votes": [2, 2], "preference": 0.0, "agreement": 1.0,
+               "dimensions": [{"name": "Alignment", "scores": {"1": 3.0, "2": 5.0}}], "totals": None,
+               "swapped_representative": True, "samples": ["a"], "swapped_samples": ["b"]}  # fmt: skip
+    assert "both orders agree" in render.verdict_html(swapped, "image_generation")
+    assert "relabelled to the order shown" in render.score_table_html(swapped, "image_generation")
+    assert render.raw_text(swapped) == "--- as given, sample 1 ---\na\n\n--- swapped, sample 1 ---\nb"
+    pointwise = [{"score": 4.0, "dimensions": [{"name": "Alignment", "scores": {"1": 4.0}}], "samples": ["x"]},
+                 {"score": 2.5, "dimensions": [{"name": "Alignment", "scores": {"1": 2.5}}], "samples": ["y"]}]  # fmt: skip
+    assert render.winner(pointwise) == 1 and "Image 1 scores higher" in render.verdict_html(pointwise, "image_generation")
+    assert "<td>Alignment</td><td>4</td><td>2.5</td>" in render.score_table_html(pointwise, "image_generation")
+    error = {"status": "invalid", "winner": None, "error": "/tmp/gradio/ab12/x.<b>.png: cannot decode image"}
+    html = render.verdict_html(error, "image_generation")
+    assert "x.&lt;b&gt;.png: cannot decode image" in html and "/tmp/" not in html  # short, and escaped

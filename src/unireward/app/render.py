@@ -176,8 +176,8 @@ def score_table_html(payload: Payload, task: Task | str) -> str:
             note = "Totals stated; no verdict to compare them with."
         else:
             note = f"Stated totals agree with the verdict: {'yes' if consistent else 'no'}."
-        if row.get("winner") and not row.get("dimensions") and len(row.get("votes") or []) > 1:  # type: ignore[union-attr]
-            note += " (Per-dimension scores are shown only when a forward-order sample carries the verdict.)"
+        if row.get("swapped_representative"):  # type: ignore[union-attr]
+            note += " Scores and reasoning are from a swapped-order sample, relabelled to the order shown."
     if not body:
         return f'<div class="ur-scores"><p>No per-dimension scores in the output.</p><p class="ur-consistency">{escape(note)}</p></div>'
     return (f'<div class="ur-scores"><table>{head}{"".join(body)}</table>'

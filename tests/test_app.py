@@ -140,13 +140,33 @@ def _cli_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, 
 
 
 def test_judge_endpoint_returns_the_cli_json(
-    tiny_model: Path, tiny_judge: Judge, media: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    tiny_model: Path, tiny_judge: Judge, media: dict[str, Path], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from gradio_client import Client, handle_file
 
     from unireward.app.layout import AppSettings
     from unireward.app.server import ServerOptions, serve
 
+    # Nothing in this process may look beyond the machine (analytics, version checks, share links):
+    # offline such a call would hang or fail, so any attempt is refused and recorded.
+    outside: list[Any] = []
+    real_lookup, real_connect = socket.getaddrinfo, socket.socket.connect
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", None):
+            outside.append(host)
+            raise socket.gaierror(f"{host}: refused by the test")
+        return real_lookup(host, *args, **kwargs)
+
+    def connect(self: socket.socket, address: Any) -> Any:
+        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+            outside.append(address)
+            raise OSError(f"{address}: refused by the test")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setattr(socket.socket, "connect", connect)
     port = free_port()
     app = serve(tiny_judge, ServerOptions(port=port, auth=("ana", "pw"), examples=False), AppSettings(), block=False)
     try:
@@ -176,6 +196,7 @@ def test_judge_endpoint_returns_the_cli_json(
         assert [r["error"] for r in rows] == [None, None] and all(len(r["votes"]) == 2 for r in rows)
     finally:
         app.close()
+    assert outside == []
 
 
 def test_cli_registers_app_and_refuses_missing_model(capsys: pytest.CaptureFixture[str]) -> None:

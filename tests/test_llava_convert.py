@@ -411,3 +411,45 @@ def test_so400m_conversion_judges_an_image_pair_and_a_video_pair(so400m: Path) -
     frames = ([img(384, 384) for _ in range(4)], [img(384, 384) for _ in range(4)])
     video = judge.compare("video_generation", "a red cube rolls", *frames)
     assert video.error is None and video.text, video.error
+
+
+def test_so400m_video_frames_follow_the_official_llava_recipe(so400m: Path) -> None:
+    """A video pair as the official LLaVA video script builds it, assembled by hand (its prompt string,
+    frames squashed to 512 then 384, one untiled view each), against what the judge's model gets."""
+    import numpy as np
+
+    model, processor, _ = load_model(str(so400m))
+    g = torch.Generator().manual_seed(5)
+    frames = [[Image.fromarray((torch.rand(300, 420, 3, generator=g) * 255).to(torch.uint8).numpy()) for _ in range(3)]
+              for _ in range(2)]  # fmt: skip
+    question = "Which video is better?"
+    content = [{"type": "video"}, {"type": "video"}, {"type": "text", "text": question}]
+    text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+    inputs = processor(text=[text], videos=frames, return_tensors="pt")
+    video_id = json.loads((so400m / "config.json").read_text())["video_token_index"]
+    # the official prompt: qwen_1_5 with its system turn, "<image>\n" per frame, each <image> = 729 features
+    official = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n" + "<image>\n" * 6
+                + question + "<|im_end|>\n<|im_start|>assistant\n")  # fmt: skip
+    ids: list[int] = []
+    for i, chunk in enumerate(official.split("<image>")):
+        ids += [video_id] * 729 if i else []
+        ids += processor.tokenizer(chunk, add_special_tokens=False)["input_ids"]
+    assert inputs["input_ids"][0].tolist() == ids  # 6 x 729 vision tokens, no newline token, no pooling
+    square = [np.asarray(f.resize((512, 512), Image.Resampling.BICUBIC).resize((384, 384), Image.Resampling.BICUBIC),
+                         dtype=np.float32) for v in frames for f in v]  # fmt: skip
+    hand = (torch.from_numpy(np.stack(square)).permute(0, 3, 1, 2) / 255 - 0.5) / 0.5
+    sent = inputs["pixel_values_videos"].flatten(0, 1)
+    assert (hand - sent).abs().mean() < 1e-3 and (hand - sent).abs().max() <= 5 / 255  # resampling rounding only
+    with torch.no_grad():
+        def project(pixels: torch.Tensor) -> torch.Tensor:
+            tower = model.model.vision_tower(pixels, output_hidden_states=True)
+            return model.model.multi_modal_projector(tower.hidden_states[-1]).reshape(-1, 64)
+
+        got = model.model.get_video_features(inputs["pixel_values_videos"], vision_feature_layer=-1,
+                                             vision_feature_select_strategy="full").pooler_output.reshape(-1, 64)  # fmt: skip
+        assert torch.equal(got, project(sent)) and got.shape[0] == 6 * 729
+        torch.testing.assert_close(got, project(hand), atol=2e-3, rtol=0)
+        # the features land on the placeholder positions, in order: logits equal a hand-built embedding
+        embeds = model.get_input_embeddings()(torch.tensor([ids]))
+        embeds[torch.tensor([ids]) == video_id] = project(sent)
+        torch.testing.assert_close(model(**inputs).logits, model(inputs_embeds=embeds).logits, rtol=0, atol=1e-5)

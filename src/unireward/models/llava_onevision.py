@@ -7,20 +7,31 @@ token count therefore depends on the aspect ratio and on which grid is chosen, n
 
 Every image is tiled on its own, also when a prompt holds several (a pair, or video frames given as
 images), as the original UnifiedReward-Think LLaVA-OV inference code does; see :meth:`load`.
+
+Videos are fed as the official LLaVA video scripts feed them (``inference_llava/video_generation``):
+each frame squashed to 512 x 512, then one untiled view of the tower's input (27 x 27 = 729 tokens for
+SigLIP-so400m-384), no 2 x 2 pooling and no newline token, a line break after every frame, exactly the
+token layout of their ``"<image>\n" * 16`` prompt. transformers' own video path pools each frame to
+196 tokens and ends the video with a newline embedding, which the released judge never saw.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from unireward.media import VisionBudget
 from unireward.models.family import ModelFamily, register
 
 #: one placeholder per image/video part; the processor expands it to that medium's vision tokens
 IMAGE_TOKEN, VIDEO_TOKEN = "<image>", "<video>"
+#: the official LLaVA video scripts resize every frame to this square before the image processor
+OFFICIAL_FRAME_SIDE = 512
 
 
 def llava_chat_template() -> str:
@@ -101,6 +112,7 @@ class LlavaOneVisionFamily(ModelFamily):
     def load(self, model_id: str, dtype: str = "auto", device: str | None = None, **kwargs: Any) -> tuple[Any, Any]:
         model, processor = super().load(model_id, dtype=dtype, device=device, **kwargs)
         _tile_every_image(processor)
+        _official_video_features(model)
         return model, processor
 
     def build_tiny(
@@ -195,13 +207,44 @@ def _tile_every_image(processor: Any) -> None:
     # pass does) from choking on a keyword their scoring function does not take.
     proc_base = type(processor)
 
-    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        out = proc_base.__call__(self, *args, **kwargs)
+    def call(self: Any, *args: Any, videos: Any = None, **kwargs: Any) -> Any:
+        if videos is not None:  # the official scripts' first step: every frame squashed to 512 x 512
+            square = (OFFICIAL_FRAME_SIDE, OFFICIAL_FRAME_SIDE)
+            videos = [[f.resize(square, Image.Resampling.BICUBIC) if isinstance(f, Image.Image) else f for f in v]
+                      if isinstance(v, (list, tuple)) else v for v in videos]  # fmt: skip
+        out = proc_base.__call__(self, *args, videos=videos, **kwargs)
         if "batch_num_images" in out:
             del out["batch_num_images"]
         return out
 
-    processor.__class__ = type(proc_base.__name__, (proc_base,), {"__call__": call, "__module__": proc_base.__module__})
+    def replace_video_token(self: Any, video_inputs: dict[str, Any], video_idx: int, **kwargs: Any) -> str:
+        # one full frame of tokens per frame, a line break between frames (the template adds the last)
+        video = video_inputs["pixel_values_videos"][video_idx]
+        frames = len(video) if isinstance(video, (list, tuple)) else video.shape[0]
+        return "\n".join([self.video_token * self.num_image_tokens] * frames)
+
+    processor.__class__ = type(proc_base.__name__, (proc_base,), {
+        "__call__": call, "replace_video_token": replace_video_token, "__module__": proc_base.__module__})  # fmt: skip
+
+
+def _official_video_features(model: Any) -> None:
+    """Video features as the official scripts compute them: every frame's projected features in full
+    (no 2 x 2 pooling) and no newline embedding after the video; the processor's
+    ``replace_video_token`` above lays out the matching tokens."""
+    inner = getattr(model, "model", model)
+    if getattr(inner, "_official_video", False):
+        return
+    inner.apply_pooling = lambda features: features  # instance attribute: shadows the pooling method
+    original = inner.get_video_features
+
+    @functools.wraps(original)  # generate() reads the signature to pre-encode the video
+    def get_video_features(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        out.pooler_output = out.pooler_output[:, :-1]  # transformers appends one newline per video
+        return out
+
+    inner.get_video_features = get_video_features
+    inner._official_video = True
 
 
 register(LlavaOneVisionFamily())

@@ -453,3 +453,10 @@ def test_so400m_video_frames_follow_the_official_llava_recipe(so400m: Path) -> N
         embeds = model.get_input_embeddings()(torch.tensor([ids]))
         embeds[torch.tensor([ids]) == video_id] = project(sent)
         torch.testing.assert_close(model(**inputs).logits, model(inputs_embeds=embeds).logits, rtol=0, atol=1e-5)
+    # the judge's batching estimate counts the same tokens
+    from unireward.judge.backends import TransformersBackend
+    from unireward.models import get_family
+
+    backend = TransformersBackend(model, processor, get_family("llava_onevision"))
+    msgs = [{"role": "user", "content": [{"type": "video", "video": v} for v in frames] + [{"type": "text", "text": question}]}]
+    assert backend.estimate_tokens(msgs) == len(ids)

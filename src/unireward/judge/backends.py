@@ -212,7 +212,9 @@ class TransformersBackend(Backend):
         factor = self.family.factor
         per_image = (self.family.expected_image_tokens(im.width, im.height, self.processor) for im in images)
         n_vision = sum(n if n is not None else vision_tokens(im, factor) for n, im in zip(per_image, images, strict=True))
-        n_vision += sum(vision_tokens(v, factor) for v in videos)
+        for v in videos:
+            n = self.family.expected_video_tokens(len(v), self.processor) if isinstance(v, (list, tuple)) else None
+            n_vision += n if n is not None else vision_tokens(v, factor)
         # each medium's single placeholder token is replaced by its vision tokens
         return text, images, videos, n_text - len(images) - len(videos) + n_vision
 

@@ -52,6 +52,11 @@ class ModelFamily(ABC):
         ``factor`` x ``factor`` cell; tiling families (LLaVA-OV) work it out from ``processor``."""
         return (width // self.factor) * (height // self.factor)
 
+    def expected_video_tokens(self, frames: int, processor: Any = None) -> int | None:
+        """Vision tokens (and the text tokens the processor writes between frames) of one video of
+        ``frames`` frames; ``None`` where the generic per-pixel estimate applies."""
+        return None
+
     def budget(self, **overrides: Any) -> VisionBudget:
         """The default vision budget with this family's factor (``overrides`` may still set one)."""
         return VisionBudget(**{"factor": self.factor, **overrides})

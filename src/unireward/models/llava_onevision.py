@@ -109,6 +109,12 @@ class LlavaOneVisionFamily(ModelFamily):
         n = anyres_tokens(height, width, tile, patch, ip.image_grid_pinpoints, max_tiles)
         return n - (processor.vision_feature_select_strategy == "default")
 
+    def expected_video_tokens(self, frames: int, processor: Any = None) -> int | None:
+        # the official layout: every frame in full, a line break between frames
+        if processor is None or not frames:
+            return None
+        return frames * int(processor.num_image_tokens) + frames - 1
+
     def load(self, model_id: str, dtype: str = "auto", device: str | None = None, **kwargs: Any) -> tuple[Any, Any]:
         model, processor = super().load(model_id, dtype=dtype, device=device, **kwargs)
         _tile_every_image(processor)

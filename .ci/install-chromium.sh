@@ -22,4 +22,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq chromium >/dev/null
+if [ ! -x "$CHROMIUM" ]; then
+  echo "installed Debian's chromium, but $CHROMIUM is still missing (UNIREWARD_CHROMIUM points elsewhere?)" >&2
+  exit 1
+fi
 "$CHROMIUM" --version

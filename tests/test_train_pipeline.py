@@ -12,19 +12,37 @@ import yaml
 
 from unireward.manifest import SettingsChanged
 from unireward.train.pipeline import Pipeline
-from unireward.train.recipe import load_recipe
+from unireward.train.recipe import load_recipe, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "unireward.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+def _cli(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k != "OPENAI_API_KEY" or (env or {}).get(k)}
+    return subprocess.run([sys.executable, "-m", "unireward.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The CLI in this process (TRL's import is paid once per test session)."""
+    from unireward.cli import main
+
+    rc = main(args)
+    out, err = capsys.readouterr()
+    return rc, out, err
 
 
 def test_dry_run_prints_the_paper_recipe_without_loading_a_model(tmp_path: Path) -> None:
-    proc = _cli("pipeline", "--recipe", "paper-qwen25vl-7b", "--out", str(tmp_path / "run"), "--dry-run")
-    assert proc.returncode == 0, proc.stderr
+    proc = _cli("pipeline", "--recipe", "paper-qwen25vl-7b", "--out", str(tmp_path / "run"), "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr  # the shipped recipe names data that is not here, and no API key is set
     cfg = json.loads(proc.stdout)
+    check = cfg["preflight"]
+    assert any("data.cold_start" in p for p in check["problems"]) and any("OPENAI_API_KEY" in p for p in check["problems"])
+    assert check["downloads"] == [{"model": "CodeGoat24/UnifiedReward-qwen-7b", "from": "the Hugging Face hub", "cached": False}]
+    # the shipped DeepSpeed configs resolve against the recipe's folder, from any working directory
+    assert Path(cfg["grpo"]["deepspeed"]).name == "zero3_offload.json" and Path(cfg["grpo"]["deepspeed"]).is_file()
+    assert not any("deepspeed" in p for p in check["problems"])
     assert cfg["cold_start"]["learning_rate"] == 2.5e-6 and cfg["cold_start"]["gradient_accumulation_steps"] == 16
     assert cfg["cold_start"]["warmup_ratio"] == 0.3 and cfg["cold_start"]["freeze_vision"] is True
     g = cfg["grpo"]
@@ -35,12 +53,12 @@ def test_dry_run_prints_the_paper_recipe_without_loading_a_model(tmp_path: Path)
     assert not (tmp_path / "run" / "models").exists()
 
 
-def test_dry_run_of_the_paper_llava_ov_recipe(tmp_path: Path) -> None:
+def test_dry_run_of_the_paper_llava_ov_recipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The paper's main model: UnifiedReward-7b (LLaVA-NeXT) is converted into models/base and every stage
     trains from there, with LLaVA-OV's 14-px grid and a pair-wide pixel budget."""
-    proc = _cli("pipeline", "--recipe", "paper-llava-ov-7b", "--out", str(tmp_path / "run"), "--dry-run")
-    assert proc.returncode == 0, proc.stderr
-    cfg = json.loads(proc.stdout)
+    rc, out, err = _run(["pipeline", "--recipe", "paper-llava-ov-7b", "--out", str(tmp_path / "run"), "--dry-run"], capsys)
+    assert rc == 1, err  # no data here
+    cfg = json.loads(out)
     assert cfg["model"]["base"] == "CodeGoat24/UnifiedReward-7b" and cfg["model"]["convert"] == "llava_qwen"
     assert cfg["cold_start"]["model"] == str(tmp_path / "run" / "models" / "base")
     assert cfg["cold_start"]["budget"]["factor"] == 14 and cfg["cold_start"]["budget"]["max_total_pixels"] == 524288
@@ -48,28 +66,99 @@ def test_dry_run_of_the_paper_llava_ov_recipe(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "models").exists()
 
 
-def test_dry_run_of_the_demo_recipe_and_bad_recipes(tmp_path: Path) -> None:
-    assert _cli("pipeline", "--recipe", "tiny-cpu", "--out", str(tmp_path / "d"), "--dry-run").returncode == 0
+def test_dry_run_of_the_demo_recipe_and_bad_recipes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["pipeline", "--recipe", "tiny-cpu", "--out", str(tmp_path / "d"), "--dry-run"], capsys)[0] == 0
     # --seed reseeds training (every stage) but not the data, so runs share their test set
-    seeded = json.loads(_cli("pipeline", "--recipe", "tiny-cpu", "--out", str(tmp_path / "s"), "--dry-run", "--seed", "3").stdout)
+    seeded = json.loads(_run(["pipeline", "--recipe", "tiny-cpu", "--out", str(tmp_path / "s"), "--dry-run", "--seed", "3"], capsys)[1])
     assert {seeded[s]["seed"] for s in ("cold_start", "sample", "rs_sft", "grpo")} == {3}
     assert seeded["data"]["synthetic"]["seed"] == 0
     bad = tmp_path / "bad.yaml"
     scripted = {"kind": "scripted"}
     bad.write_text(yaml.safe_dump({"data": {"synthetic": {}}, "teacher": scripted, "grpo": {"num_generations": 8, "lerning_rate": 1}}))
-    proc = _cli("pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run")
-    assert proc.returncode == 2 and "lerning_rate" in proc.stderr
+    rc, _, err = _run(["pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run"], capsys)
+    assert rc == 2 and "lerning_rate" in err
     bad.write_text(yaml.safe_dump({"data": {"synthetic": {}}, "teacher": scripted, "grpo": {"num_generations": 1}}))
-    proc = _cli("pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run")
-    assert proc.returncode == 2 and "num_generations" in proc.stderr
+    rc, _, err = _run(["pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run"], capsys)
+    assert rc == 2 and "num_generations" in err
     bad.write_text(yaml.safe_dump({"data": {"synthetic": {}}}))
-    proc = _cli("pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run")
-    assert proc.returncode == 2 and "base_url" in proc.stderr
-    proc = _cli("pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run")
+    rc, _, err = _run(["pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run"], capsys)
+    assert rc == 2 and "base_url" in err
+    rc, _, err = _run(["pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run"], capsys)
     files = {"cold_start": "c.jsonl", "train": "t.jsonl", "test": "h.jsonl"}
     bad.write_text(yaml.safe_dump({"data": files, "teacher": scripted, "base_style": "rationale"}))
-    proc = _cli("pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run")
-    assert proc.returncode == 2 and "synthetic" in proc.stderr
+    rc, _, err = _run(["pipeline", "--recipe", str(bad), "--out", str(tmp_path / "b"), "--dry-run"], capsys)
+    assert rc == 2 and "synthetic" in err
+
+
+def test_dry_run_checks_files_relative_to_the_recipe_and_the_api_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A copied recipe finds its data, media and DeepSpeed config beside itself, from another directory."""
+    project = tmp_path / "project"
+    (project / "data" / "media").mkdir(parents=True)
+    for name in ("cold.jsonl", "train.jsonl", "test.jsonl"):
+        (project / "data" / name).write_text("")
+    recipe = {"data": {"cold_start": "data/cold.jsonl", "train": "data/train.jsonl", "test": "data/test.jsonl",
+                       "media_root": "data/media"},
+              "model": {"base": "Org/some-judge"},
+              "teacher": {"kind": "openai", "base_url": "https://example.invalid/v1", "api_key_env": "UR_TEST_KEY"},
+              "grpo": {"deepspeed": "ds/zero3.json", "num_generations": 8, "per_device_train_batch_size": 8},
+              "report_to": "tensorboard"}  # fmt: skip
+    path = project / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("UR_TEST_KEY", raising=False)
+    dry = ["pipeline", "--recipe", str(path), "--out", "run", "--dry-run"]
+    rc, out, _ = _run(dry, capsys)
+    assert rc == 1
+    problems = json.loads(out)["preflight"]["problems"]
+    assert problems == [f"grpo.deepspeed: no file {project / 'ds' / 'zero3.json'}", "teacher: the API key variable UR_TEST_KEY is not set"]
+    (project / "ds").mkdir()
+    (project / "ds" / "zero3.json").write_text((REPO / "configs" / "deepspeed" / "zero3_offload.json").read_text())
+    monkeypatch.setenv("UR_TEST_KEY", "k")
+    rc, out, err = _run(dry, capsys)
+    assert rc == 0, err
+    cfg = json.loads(out)
+    assert cfg["cold_start"]["media_root"] == str(project / "data" / "media")
+    assert cfg["grpo"]["report_to"] == ["tensorboard"] and cfg["cold_start"]["report_to"] == ["tensorboard"]
+    assert cfg["preflight"]["downloads"][0]["model"] == "Org/some-judge"
+    # an explicit flag beats the recipe
+    cfg = json.loads(_run([*dry, "--report-to", "none"], capsys)[1])
+    assert cfg["grpo"]["report_to"] == ["none"]
+
+
+def test_recipe_trl_block_takes_any_trl_field_and_names_bad_keys(tmp_path: Path) -> None:
+    base = {"data": {"synthetic": {}}, "teacher": {"kind": "scripted"}}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({**base, "cold_start": {"max_grad_norm": 0.5, "trl": {"optim": "adafactor", "learning_rate": 1e-4}},
+                                    "grpo": {"trl": {"epsilon_high": 0.28}}}))  # fmt: skip
+    res = resolve(load_recipe(str(path)), str(tmp_path / "run"))
+    assert res["cold_start"].trl == {"max_grad_norm": 0.5, "optim": "adafactor"} and res["cold_start"].learning_rate == 1e-4
+    args = res["cold_start"].trl_args()
+    assert (args.max_grad_norm, args.optim, args.learning_rate) == (0.5, "adafactor", 1e-4)
+    assert res["grpo"].trl_args().epsilon_high == 0.28
+    for section, message in (({"grpo": {"trl": {"num_generation": 8}}}, "num_generation. \\(did you mean .num_generations."),
+                             ({"cold_start": {"trl": {"output_dir": "x"}}}, "trl.output_dir is managed"),
+                             ({"cold_start": {"max_grad_norm": 1.0, "trl": {"max_grad_norm": 0.5}}}, "both directly and in the trl block"),
+                             ({"cold_start": {"num_generations": 8}}, "unknown setting 'num_generations'")):  # fmt: skip
+        path.write_text(yaml.safe_dump({**base, **section}))
+        with pytest.raises(ValueError, match=message):
+            resolve(load_recipe(str(path)), str(tmp_path / "run"))
+
+
+def test_shipped_configs_are_package_data(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = _run(["configs"], capsys)
+    assert rc == 0, err
+    listed = json.loads(out)
+    assert {Path(p).name for p in listed["deepspeed"]} == {"zero2.json", "zero3_offload.json"}
+    assert all("unireward/configs" in p for kind in listed.values() for p in kind)
+    path = Path(_run(["configs", "accelerate/zero2-8gpu.yaml"], capsys)[1].strip())
+    assert path.is_file() and yaml.safe_load(path.read_text())["distributed_type"] == "DEEPSPEED"
+    assert _run(["configs", "../cli.py"], capsys)[0] == 2
+    build = REPO / "pyproject.toml"
+    assert "configs/recipes/*.yaml" in build.read_text()  # shipped in the wheel
 
 
 MICRO = {

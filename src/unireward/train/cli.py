@@ -41,6 +41,52 @@ def _budget(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+_PRECEDENCE = ("Settings apply in one order: explicit flags > --config file > defaults (the pipeline: flags > "
+               "recipe > defaults). --config and --trl take any field of TRL's SFTConfig/GRPOConfig by its name.")
+
+#: flags named as TRL names them: (TRL field, type, which trainers)
+_TRL_FLAGS: tuple[tuple[str, Any, tuple[str, ...]], ...] = (
+    ("learning_rate", float, ("sft", "grpo")), ("max_steps", int, ("sft", "grpo")),
+    ("num_train_epochs", float, ("sft", "grpo")), ("per_device_train_batch_size", int, ("sft", "grpo")),
+    ("gradient_accumulation_steps", int, ("sft", "grpo")), ("warmup_ratio", float, ("sft", "grpo")),
+    ("lr_scheduler_type", str, ("sft", "grpo")), ("logging_steps", int, ("sft", "grpo")),
+    ("save_steps", int, ("sft", "grpo")), ("seed", int, ("sft", "grpo")), ("deepspeed", str, ("sft", "grpo")),
+    ("report_to", str, ("sft", "grpo")), ("bf16", bool, ("sft", "grpo")), ("gradient_checkpointing", bool, ("sft", "grpo")),
+    ("use_cpu", bool, ("sft", "grpo")), ("num_generations", int, ("grpo",)), ("beta", float, ("grpo",)),
+    ("temperature", float, ("grpo",)), ("top_p", float, ("grpo",)), ("max_completion_length", int, ("grpo",)),
+    ("loss_type", str, ("grpo",)), ("scale_rewards", str, ("grpo",)), ("use_vllm", bool, ("grpo",)),
+    ("vllm_mode", str, ("grpo",)), ("zero_std_patience", int, ("grpo",)),
+)  # fmt: skip
+
+
+def _trainer_flags(p: argparse.ArgumentParser, kind: str) -> None:
+    p.add_argument("--config", default=None, help="YAML/JSON of stage fields or any TRL field (by its TRL name)")
+    p.add_argument("--trl", action="append", default=[], metavar="KEY=VALUE",
+                   help="any TRL trainer field, e.g. --trl max_grad_norm=0.5 (value read as YAML); repeatable")  # fmt: skip
+    for name, typ, kinds in _TRL_FLAGS:
+        if kind not in kinds:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if typ is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            p.add_argument(flag, type=typ, default=None)
+    p.add_argument("--lora", action="store_true", default=None, help="train LoRA adapters (merged on save)")
+    p.add_argument("--train-vision", action="store_true", help="do not freeze the vision tower")
+
+
+def _trl_pairs(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--trl {item!r}: expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="distil CoT judgments from a teacher endpoint (cold-start data)")
     p.add_argument("pairs", help="labelled pairs (JSONL)")
@@ -62,17 +108,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     _budget_args(p)
     p.set_defaults(func=_distill)
 
-    p = sub.add_parser("sft", help="SFT on CoT records (cold start or rejection-sampling stage)")
+    p = sub.add_parser("sft", help="SFT on CoT records (cold start or rejection-sampling stage)", epilog=_PRECEDENCE)
     p.add_argument("records", help="JSONL of {pair, completion}")
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--family", default=None)
-    p.add_argument("--config", default=None, help="YAML/JSON of SFTStageConfig fields")
-    p.add_argument("--learning-rate", type=float, default=None)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--epochs", type=float, default=None)
-    p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on save)")
-    p.add_argument("--train-vision", action="store_true", help="do not freeze the vision tower")
+    _trainer_flags(p, "sft")
+    p.add_argument("--epochs", type=float, default=None, dest="num_train_epochs", help=argparse.SUPPRESS)  # old name
     p.add_argument("--overwrite", action="store_true", help="retrain when --out holds a model trained with other settings")
     _budget_args(p)
     p.set_defaults(func=_sft)
@@ -93,18 +135,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     _budget_args(p)
     p.set_defaults(func=_sample)
 
-    p = sub.add_parser("grpo", help="GRPO with format + accuracy rewards (TRL)")
+    p = sub.add_parser("grpo", help="GRPO with format + accuracy rewards (TRL)", epilog=_PRECEDENCE)
     p.add_argument("records", help="JSONL of {pair} (e.g. grpo.jsonl from `unireward sample`)")
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--family", default=None)
-    p.add_argument("--config", default=None, help="YAML/JSON of GRPOStageConfig fields")
-    p.add_argument("--rewards", default="format,accuracy", help="comma-separated: format, accuracy, strict_format, consistency")
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--learning-rate", type=float, default=None)
-    p.add_argument("--lora", action="store_true")
-    p.add_argument("--use-vllm", action="store_true")
-    p.add_argument("--vllm-mode", choices=["colocate", "server"], default=None)
+    p.add_argument("--rewards", default=None, help="comma-separated: format, accuracy, strict_format, consistency (default: format,accuracy)")
+    _trainer_flags(p, "grpo")
     p.add_argument("--overwrite", action="store_true", help="retrain when --out holds a model trained with other settings")
     _budget_args(p)
     p.set_defaults(func=_grpo)
@@ -118,6 +155,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="redo a finished stage whose recipe settings changed (and every stage after it) instead of refusing")  # fmt: skip
     p.add_argument("--family", default=None, help="model family of the recipe's base model (overrides the recipe)")
     p.add_argument("--seed", type=int, default=None, help="training seed (tiny-model init, teacher, trainers); data keep theirs")
+    p.add_argument("--report-to", default=None, help="trackers for every training stage: none, tensorboard, wandb, trackio (comma-separated)")
     p.set_defaults(func=_pipeline)
 
     p = sub.add_parser("demo", help="the CPU demo: the tiny-cpu recipe on the synthetic task")
@@ -126,6 +164,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--family", default=None, help="tiny model family (default: the recipe's, qwen2_5_vl)")
     p.add_argument("--seed", type=int, default=None, help="training seed (tiny-model init, teacher, trainers); data keep theirs")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("configs", help="list the shipped recipes and accelerate/DeepSpeed configs, or print one's path")
+    p.add_argument("name", nargs="?", default=None, help="e.g. accelerate/zero2-8gpu.yaml or recipes/tiny-cpu.yaml")
+    p.set_defaults(func=_configs)
 
     p = sub.add_parser("teacher", help="serve the scripted synthetic-task teacher on the OpenAI chat API")
     p.add_argument("--host", default="127.0.0.1")
@@ -163,24 +205,38 @@ def _distill(args: argparse.Namespace) -> int:
     return _exit_status("distill", report.failed + report.media_errors, report.pairs, args.max_error_rate, where)
 
 
-def _stage_values(args: argparse.Namespace, flags: dict[str, Any], **fixed: Any) -> dict[str, Any]:
-    """Config fields of a training stage: shared options, then the --config file, then set flags."""
-    from unireward.train.sft import LoraSettings
+def _stage_values(args: argparse.Namespace, cls: type, kind: str, **fixed: Any) -> dict[str, Any]:
+    """Config fields of a training stage, in one precedence: explicit flags > --config file > defaults."""
+    from dataclasses import fields
 
-    values: dict[str, Any] = {"media_root": args.media_root, "template_family": args.template_family,
-                              "family": args.family, "budget": _budget(args), "overwrite": args.overwrite,
-                              **fixed, **_load_overrides(args.config)}  # fmt: skip
-    values.update({k: v for k, v in flags.items() if v is not None})
+    from unireward.train.sft import LoraSettings
+    from unireward.train.trl_settings import split_settings
+
+    own = {f.name for f in fields(cls)}
+    values = split_settings(_load_overrides(args.config), own, kind, f"--config {args.config}") if args.config else {}
+    flags: dict[str, Any] = {"media_root": args.media_root, "template_family": args.template_family, "family": args.family,
+                             "overwrite": True if args.overwrite else None}  # fmt: skip
+    if _budget(args):
+        flags["budget"] = _budget(args)
+    flags.update({name: getattr(args, name) for name, _, kinds in _TRL_FLAGS if kind in kinds})
+    flags.update(fixed)
     if args.lora:
-        values["lora"] = LoraSettings()
+        flags["lora"] = LoraSettings()
+    if args.train_vision:
+        flags["freeze_vision"] = False
+    values.update({k: v for k, v in flags.items() if v is not None})
+    explicit = split_settings(_trl_pairs(args.trl), own, kind, "--trl") if args.trl else {}
+    trl = {**values.pop("trl", {}), **explicit.pop("trl", {})}
+    values.update(explicit)
+    if trl:
+        values["trl"] = trl
     return values
 
 
 def _sft(args: argparse.Namespace) -> int:
     from unireward.train.sft import SFTStageConfig, run_sft
 
-    values = _stage_values(args, {"learning_rate": args.learning_rate, "max_steps": args.max_steps,
-                                  "num_train_epochs": args.epochs, "freeze_vision": False if args.train_vision else None})  # fmt: skip
+    values = _stage_values(args, SFTStageConfig, "sft")
     final = run_sft(SFTStageConfig(model=args.model, train_file=args.records, output_dir=args.out, **values))
     print(json.dumps({"model": str(final)}))
     return 0
@@ -204,9 +260,7 @@ def _sample(args: argparse.Namespace) -> int:
 def _grpo(args: argparse.Namespace) -> int:
     from unireward.train.grpo import GRPOStageConfig, run_grpo
 
-    values = _stage_values(args, {"max_steps": args.max_steps, "learning_rate": args.learning_rate,
-                                  "vllm_mode": args.vllm_mode, "use_vllm": True if args.use_vllm else None},
-                           rewards=tuple(args.rewards.split(",")))  # fmt: skip
+    values = _stage_values(args, GRPOStageConfig, "grpo", rewards=tuple(args.rewards.split(",")) if args.rewards else None)
     final = run_grpo(GRPOStageConfig(model=args.model, train_file=args.records, output_dir=args.out, **values))
     print(json.dumps({"model": str(final)}))
     return 0
@@ -225,18 +279,28 @@ def _pipeline(args: argparse.Namespace) -> int:
         recipe = replace(recipe, model=replace(recipe.model, family=get_family(args.family).name))
     if args.seed is not None:
         recipe = replace(recipe, seed=args.seed)
+    if getattr(args, "report_to", None):  # an explicit flag beats the recipe, stage sections included
+        stages = {k: {**getattr(recipe, k), "report_to": args.report_to} for k in ("base_sft", "cold_start", "rs_sft", "grpo")
+                  if getattr(recipe, k) or k != "base_sft"}  # fmt: skip
+        recipe = replace(recipe, report_to=args.report_to, **stages)
     if args.stop_after and args.stop_after not in STAGES:
         raise ValueError(f"--stop-after must be one of {STAGES}")
     if args.dry_run:
-        print(json.dumps(dry_run(recipe, args.out), indent=2, default=str))
-        return 0
+        from unireward.train.recipe import preflight, resolve
+
+        out = dry_run(recipe, args.out)
+        out["preflight"] = check = preflight(recipe, resolve(recipe, args.out))
+        print(json.dumps(out, indent=2, default=str))
+        for problem in check["problems"]:
+            print(f"unireward pipeline --dry-run: {problem}", file=sys.stderr)
+        return 0 if check["ok"] else 1
     report = Pipeline(recipe, args.out, stop_after=args.stop_after, overwrite=args.overwrite).run()
     _print_table(report)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    args.dry_run, args.stop_after, args.overwrite = False, None, False
+    args.dry_run, args.stop_after, args.overwrite, args.report_to = False, None, False, None
     return _pipeline(args)
 
 
@@ -257,6 +321,19 @@ def _print_table(report: dict[str, Any]) -> None:
     console.print(table)
     for k, v in report.get("gains", {}).items():
         console.print(f"{k}: {v:+.1f} points")
+
+
+def _configs(args: argparse.Namespace) -> int:
+    from unireward.train.recipe import CONFIGS, shipped
+
+    if args.name:
+        path = (CONFIGS / args.name).resolve()
+        if CONFIGS.resolve() not in path.parents or not path.is_file():
+            raise FileNotFoundError(f"no shipped config {args.name!r}; `unireward configs` lists them")
+        print(path)
+        return 0
+    print(json.dumps({kind: [str(p) for p in shipped(kind)] for kind in ("recipes", "accelerate", "deepspeed")}, indent=2))
+    return 0
 
 
 def _teacher(args: argparse.Namespace) -> int:

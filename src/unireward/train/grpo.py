@@ -16,8 +16,10 @@ from typing import Any
 from unireward.models.family import resolve_budget
 from unireward.rewards import get_reward_functions
 from unireward.rows import read_rows, replace_json
+from unireward.train.callbacks import ZeroStdWatch
 from unireward.train.records import iter_rows, to_dataset
-from unireward.train.sft import TrainerCommon, begin_stage, latest_checkpoint, load_policy
+from unireward.train.sft import TrainerCommon, begin_stage, check_lora_sharding, latest_checkpoint, load_policy, save_final
+from unireward.train.trl_settings import build_trl_config, check_generation_batch, world_size
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 class GRPOStageConfig(TrainerCommon):
     """One GRPO run. Defaults follow the paper: G=8, beta 0.04, lr 1e-6, temperature 1.0, top-p 0.95
     (the official Qwen script), the original GRPO loss with per-group std scaling."""
+
+    TRAINER = "grpo"
 
     model: str
     train_file: str
@@ -55,6 +59,9 @@ class GRPOStageConfig(TrainerCommon):
     vllm_mode: str = "colocate"
     vllm_server_base_url: str | None = None
     vllm_gpu_memory_utilization: float = 0.3
+    #: warn when every group of this many logged steps in a row had one reward for all its completions
+    #: (``frac_reward_zero_std`` = 1: no advantage, GRPO learns nothing); 0 turns the warning off
+    zero_std_patience: int = 10
 
     def __post_init__(self) -> None:
         get_reward_functions(self.rewards)  # validates the names
@@ -62,8 +69,6 @@ class GRPOStageConfig(TrainerCommon):
             raise ValueError("reward_weights needs one weight per reward")
         if self.num_generations < 2:
             raise ValueError("GRPO needs num_generations >= 2 (advantages are relative within a group)")
-        if (self.per_device_train_batch_size * self.gradient_accumulation_steps) % self.num_generations:
-            raise ValueError("per_device_train_batch_size x gradient_accumulation_steps must be a multiple of num_generations")
         if self.beta < 0 or self.learning_rate <= 0 or self.temperature <= 0 or not 0 < self.top_p <= 1:
             raise ValueError("need beta >= 0, learning_rate > 0, temperature > 0, 0 < top_p <= 1")
         if self.scale_rewards not in ("group", "batch", "none"):
@@ -72,30 +77,36 @@ class GRPOStageConfig(TrainerCommon):
             raise ValueError("vllm_mode must be 'colocate' or 'server'")
         if self.max_steps == 0 or (self.max_steps < 0 and self.num_train_epochs <= 0):
             raise ValueError("set max_steps > 0 or num_train_epochs > 0")
+        if self.zero_std_patience < 0:
+            raise ValueError("zero_std_patience must be >= 0")
         self._coerce_common()
         self.rewards = tuple(self.rewards)
+        self.check_batch(world_size())
+
+    def check_batch(self, num_processes: int) -> None:
+        """TRL's generation-batch rule for ``num_processes`` processes (see ``check_generation_batch``)."""
+        check_generation_batch(
+            self.per_device_train_batch_size, self.trl.get("steps_per_generation") or self.gradient_accumulation_steps,
+            self.num_generations, num_processes, self.trl.get("generation_batch_size"),
+        )  # fmt: skip
 
     def trl_args(self) -> Any:
-        from trl import GRPOConfig
-
+        """TRL's ``GRPOConfig``: the typed fields, then the ``trl`` block."""
         extra: dict[str, Any] = {}
         if self.use_vllm:
             extra = {"use_vllm": True, "vllm_mode": self.vllm_mode, "vllm_gpu_memory_utilization": self.vllm_gpu_memory_utilization}
             if self.vllm_server_base_url:
                 extra["vllm_server_base_url"] = self.vllm_server_base_url
-        return GRPOConfig(
-            output_dir=self.output_dir, learning_rate=self.learning_rate, beta=self.beta,
-            num_generations=self.num_generations, per_device_train_batch_size=self.per_device_train_batch_size,
-            gradient_accumulation_steps=self.gradient_accumulation_steps, temperature=self.temperature,
-            top_p=self.top_p, max_completion_length=self.max_completion_length, loss_type=self.loss_type,
-            scale_rewards=self.scale_rewards, num_train_epochs=self.num_train_epochs, max_steps=self.max_steps,
-            warmup_steps=self.warmup_ratio, lr_scheduler_type=self.lr_scheduler_type,
-            reward_weights=list(self.reward_weights) if self.reward_weights else None, bf16=self.bf16,
-            gradient_checkpointing=self.gradient_checkpointing, save_strategy="steps", save_steps=self.save_steps,
-            save_total_limit=self.save_total_limit, logging_steps=self.logging_steps, seed=self.seed,
-            report_to=[], remove_unused_columns=False, deepspeed=self.deepspeed,
-            **extra,
-        )  # fmt: skip
+        return build_trl_config("grpo", {
+            **self._trl_common(), "learning_rate": self.learning_rate, "beta": self.beta,
+            "num_generations": self.num_generations, "per_device_train_batch_size": self.per_device_train_batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps, "temperature": self.temperature,
+            "top_p": self.top_p, "max_completion_length": self.max_completion_length, "loss_type": self.loss_type,
+            "scale_rewards": self.scale_rewards, "num_train_epochs": self.num_train_epochs, "max_steps": self.max_steps,
+            "warmup_steps": self.warmup_ratio, "lr_scheduler_type": self.lr_scheduler_type,
+            "reward_weights": list(self.reward_weights) if self.reward_weights else None,
+            "save_steps": self.save_steps, "logging_steps": self.logging_steps, **extra,
+        }, self.trl)  # fmt: skip
 
 
 def grpo_dataset(cfg: GRPOStageConfig) -> tuple[Any, list[str]]:
@@ -126,21 +137,23 @@ def run_grpo(
     errors: list[str] = []
     if dataset is None:
         dataset, errors = grpo_dataset(cfg)
+    args = cfg.trl_args()
     model, processor, fam = load_policy(cfg.model, cfg.family, cfg.freeze_vision, cfg.lora)
+    watch = ZeroStdWatch(cfg.zero_std_patience)
     trainer = GRPOTrainer(
-        model=model, reward_funcs=reward_funcs or get_reward_functions(cfg.rewards), args=cfg.trl_args(),
-        train_dataset=dataset, processing_class=processor, callbacks=callbacks or [],
+        model=model, reward_funcs=reward_funcs or get_reward_functions(cfg.rewards), args=args,
+        train_dataset=dataset, processing_class=processor, callbacks=[watch, *(callbacks or [])],
     )  # fmt: skip
+    check_lora_sharding(trainer, cfg.lora is not None)
     trainer.train(resume_from_checkpoint=latest_checkpoint(out))
+    save_final(trainer, processor, final, merge_lora=cfg.lora is not None)
     if trainer.is_world_process_zero():
-        to_save = trainer.model.merge_and_unload() if cfg.lora is not None else trainer.model
-        to_save.save_pretrained(final)
-        processor.save_pretrained(final)
         history = trainer.state.log_history
         zero = [h["frac_reward_zero_std"] for h in history if "frac_reward_zero_std" in h]
         replace_json(out / "grpo_summary.json", {
             "prompts": len(dataset), "load_errors": errors, "steps": trainer.state.global_step,
             "mean_frac_reward_zero_std": sum(zero) / len(zero) if zero else None,
+            "zero_std_warning": watch.warning,
             "log_history": history, "config": cfg.to_dict(),
         })  # fmt: skip
     trainer.accelerator.wait_for_everyone()

@@ -3,7 +3,11 @@
 A recipe names the data (files, or the synthetic task), the base model, the teacher, the prompt
 family and vision budget shared by all stages, and per-stage overrides of the stage configs.
 ``resolve`` turns it into the concrete stage configs for an output directory — what ``--dry-run``
-prints — without loading a model.
+prints — without loading a model; ``preflight`` lists what a run needs that is missing.
+
+Relative paths in a recipe file (data files, media root, DeepSpeed configs, a local base model)
+resolve against the recipe's folder, so a recipe works from any working directory. The shipped
+recipes live in the package (``unireward/configs/recipes``); ``unireward configs`` lists them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from unireward.train.distill import DistillConfig
 from unireward.train.grpo import GRPOStageConfig
 from unireward.train.sample import SampleConfig
 from unireward.train.sft import SFTStageConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 STAGES = ("prepare", "base_sft", "eval_base", "distill", "cold_start", "eval_cold_start", "sample", "rs_sft",
           "eval_rejection_sampling", "grpo", "eval_grpo")  # fmt: skip
@@ -134,6 +140,8 @@ class Recipe:
     rs_sft: dict[str, Any] = field(default_factory=dict)
     grpo: dict[str, Any] = field(default_factory=dict)
     eval: EvalSpec = field(default_factory=EvalSpec)
+    #: trackers for every training stage unless a stage sets its own (see ``TrainerCommon.report_to``)
+    report_to: str | None = None
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -158,23 +166,64 @@ class Recipe:
 
 def _build(cls: type, section: str, values: dict[str, Any]) -> Any:
     known = {f.name for f in fields(cls)}
+    trainer = getattr(cls, "TRAINER", None)
+    if trainer is not None:  # a training stage: any TRL field by its TRL name, flat or in `trl:`
+        from unireward.train.trl_settings import split_settings
+
+        return cls(**split_settings(values, known, trainer, f"recipe section {section!r}"))
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"recipe section {section!r}: unknown key(s) {unknown}; allowed: {sorted(known)}")
     return cls(**values)
 
 
+def shipped(kind: str) -> list[Path]:
+    """The configs shipped in the package: ``recipes``, ``accelerate`` or ``deepspeed``."""
+    return sorted(p for p in (CONFIGS / kind).iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+
+
 def find_recipe(name_or_path: str) -> Path:
-    """A recipe path, or a name looked up in ``configs/recipes`` (working directory, then the source tree)."""
+    """A recipe path, or a name looked up in ``./configs/recipes``, then among the shipped recipes."""
     p = Path(name_or_path)
     if p.is_file():
-        return p
+        return p.resolve()
     stem = p.name if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml"
-    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        candidate = root / "configs" / "recipes" / stem
+    for folder in (Path.cwd() / "configs" / "recipes", CONFIGS / "recipes"):
+        candidate = folder / stem
         if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"recipe {name_or_path!r} not found (give a path or a name in configs/recipes)")
+            return candidate.resolve()
+    names = ", ".join(q.stem for q in shipped("recipes"))
+    raise FileNotFoundError(f"recipe {name_or_path!r} not found (give a path, or one of the shipped recipes: {names})")
+
+
+def _local(value: str, folder: Path, must_exist: bool = False) -> str:
+    """``value`` against ``folder`` when relative; with ``must_exist``, only if it exists there
+    (a model name may be a hub id, which looks like a relative path)."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return str(p)
+    candidate = folder / p
+    if must_exist and not candidate.exists():
+        return value
+    return str(candidate)
+
+
+def _resolve_paths(raw: dict[str, Any], folder: Path) -> None:
+    """Relative paths of a recipe file, resolved against its folder (in place)."""
+    data = raw.get("data")
+    if isinstance(data, dict):
+        for key in ("cold_start", "train", "test", "media_root"):
+            if isinstance(data.get(key), str):
+                data[key] = _local(data[key], folder)
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("base"), str) and model["base"] != "tiny":
+        model["base"] = _local(model["base"], folder, must_exist=True)
+    for stage in ("base_sft", "cold_start", "rs_sft", "grpo"):
+        section = raw.get(stage)
+        if isinstance(section, dict):
+            for holder in (section, section.get("trl")):
+                if isinstance(holder, dict) and isinstance(holder.get("deepspeed"), str):
+                    holder["deepspeed"] = _local(holder["deepspeed"], folder)
 
 
 def load_recipe(name_or_path: str) -> Recipe:
@@ -183,6 +232,7 @@ def load_recipe(name_or_path: str) -> Recipe:
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a recipe is a mapping")
     raw.setdefault("name", path.stem)
+    _resolve_paths(raw, path.parent)
     known = {f.name for f in fields(Recipe)}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -222,13 +272,15 @@ def resolve(recipe: Recipe, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         media_root, cold, train, test = d.media_root, d.cold_start, d.train, d.test  # type: ignore[assignment]
     budget = asdict(recipe.vision_budget())
     shared = {"media_root": media_root, "template_family": recipe.template_family}
+    # the recipe-wide tracker, under each stage's own setting
+    track = {"report_to": recipe.report_to} if recipe.report_to else {}
     base = str(lay.model("base")) if recipe.model.base == "tiny" or recipe.model.convert else recipe.model.base
     base_sft = None
     if recipe.base_sft:
         base_sft = _build(SFTStageConfig, "base_sft", {
             "model": base, "train_file": str(lay.root / "base_sft" / "direct.jsonl"),
             "output_dir": str(lay.model("base_sft")), "family": recipe.model.family, "seed": recipe.seed,
-            "budget": budget, **shared, **recipe.base_sft,
+            "budget": budget, **shared, **track, **recipe.base_sft,
         })  # fmt: skip
         base = str(lay.model("base_sft") / "final")
     t = recipe.teacher
@@ -240,7 +292,7 @@ def resolve(recipe: Recipe, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     cold_start = _build(SFTStageConfig, "cold_start", {
         "model": base, "train_file": str(lay.root / "distill" / "cold_start.jsonl"),
         "output_dir": str(lay.model("cold_start")), "family": recipe.model.family, "seed": recipe.seed,
-        "budget": budget, **shared, **recipe.cold_start,
+        "budget": budget, **shared, **track, **recipe.cold_start,
     })  # fmt: skip
     sample = _build(SampleConfig, "sample", {
         "model": str(lay.model("cold_start") / "final"), "pairs": train, "out_dir": str(lay.root / "sample"),
@@ -249,12 +301,12 @@ def resolve(recipe: Recipe, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     rs_sft = _build(SFTStageConfig, "rs_sft", {
         "model": str(lay.model("cold_start") / "final"), "train_file": str(lay.root / "sample" / "rs_sft.jsonl"),
         "output_dir": str(lay.model("rejection_sampling")), "family": recipe.model.family, "seed": recipe.seed,
-        "budget": budget, **shared, **recipe.rs_sft,
+        "budget": budget, **shared, **track, **recipe.rs_sft,
     })  # fmt: skip
     grpo = _build(GRPOStageConfig, "grpo", {
         "model": str(lay.model("rejection_sampling") / "final"), "train_file": str(lay.root / "sample" / "grpo.jsonl"),
         "output_dir": str(lay.model("grpo")), "family": recipe.model.family, "seed": recipe.seed,
-        "budget": budget, **shared, **recipe.grpo,
+        "budget": budget, **shared, **track, **recipe.grpo,
     })  # fmt: skip
     return {
         "recipe": recipe.name, "out_dir": str(lay.root), "data": {"cold_start": cold, "train": train, "test": test,
@@ -262,3 +314,71 @@ def resolve(recipe: Recipe, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "model": asdict(recipe.model), "teacher": asdict(t), "eval": asdict(recipe.eval),
         "base_model": base, "base_sft": base_sft, "distill": distill, "cold_start": cold_start, "sample": sample, "rs_sft": rs_sft, "grpo": grpo,
     }  # fmt: skip
+
+
+_TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
+
+
+def preflight(recipe: Recipe, resolved: dict[str, Any]) -> dict[str, Any]:
+    """What a run of ``recipe`` needs that is not there, without loading a model: the data files and
+    media root, each training stage's DeepSpeed config (and the ``deepspeed`` package), the teacher's
+    API key variable, the trackers' packages; and the models it would download."""
+    import importlib.util
+    import json
+
+    problems: list[str] = []
+    checked: list[str] = []
+    d = resolved["data"]
+    if recipe.data.synthetic is None:
+        for key in ("cold_start", "train", "test"):
+            checked.append(d[key])
+            if not Path(d[key]).is_file():
+                problems.append(f"data.{key}: no file {d[key]}")
+        if d["media_root"]:
+            checked.append(d["media_root"])
+            if not Path(d["media_root"]).is_dir():
+                problems.append(f"data.media_root: no folder {d['media_root']}")
+    trainers = [k for k in ("base_sft", "cold_start", "rs_sft", "grpo") if resolved.get(k) is not None]
+    needs_ds = False
+    for key in trainers:
+        cfg = resolved[key]
+        if cfg.deepspeed:
+            needs_ds = True
+            checked.append(cfg.deepspeed)
+            try:
+                ds = json.loads(Path(cfg.deepspeed).read_text(encoding="utf-8"))
+                if "zero_optimization" not in ds:
+                    problems.append(f"{key}.deepspeed: {cfg.deepspeed} has no zero_optimization section")
+            except FileNotFoundError:
+                problems.append(f"{key}.deepspeed: no file {cfg.deepspeed}")
+            except json.JSONDecodeError as e:
+                problems.append(f"{key}.deepspeed: {cfg.deepspeed} is not JSON ({e})")
+        for tracker in cfg.report_to:
+            module = _TRACKER_MODULES.get(tracker)
+            if module and importlib.util.find_spec(module) is None:
+                problems.append(f"{key}.report_to: {tracker} is not installed (pip install {module})")
+    if needs_ds and importlib.util.find_spec("deepspeed") is None:
+        problems.append("deepspeed configs are set but the deepspeed package is not installed (pip install 'unireward[deepspeed]')")
+    grpo = resolved.get("grpo")
+    if grpo is not None and grpo.use_vllm and importlib.util.find_spec("vllm") is None:
+        problems.append("grpo.use_vllm: vllm is not installed (GPU only; pip install 'unireward[vllm]')")
+    t = recipe.teacher
+    if t.kind == "openai":
+        checked.append(f"${t.api_key_env}")
+        if not os.environ.get(t.api_key_env):
+            problems.append(f"teacher: the API key variable {t.api_key_env} is not set")
+    downloads = []
+    base = recipe.model.base
+    if base != "tiny" and not Path(base).exists():
+        downloads.append({"model": base, "from": "the Hugging Face hub", "cached": _hub_cached(base)})
+    return {"ok": not problems, "problems": problems, "checked": checked, "downloads": downloads}
+
+
+def _hub_cached(repo_id: str) -> bool:
+    """Whether a hub model's config is already in the local cache (nothing is fetched)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # an id the hub would refuse is simply not cached
+        return False

@@ -8,7 +8,7 @@ so image tokens are never cut. The vision tower is frozen by default, as in the 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,12 @@ from unireward.media import VisionBudget
 from unireward.models.family import resolve_budget
 from unireward.rows import read_rows, replace_json
 from unireward.train.records import iter_rows, to_dataset
+from unireward.train.trl_settings import (
+    build_trl_config,
+    check_trl_block,
+    normalise_report_to,
+    trl_field_names,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,13 @@ class LoraSettings:
 
 @dataclass(kw_only=True)
 class TrainerCommon:
-    """Settings every training stage shares (keyword-only, so stage configs keep their own order)."""
+    """Settings every training stage shares (keyword-only, so stage configs keep their own order).
+
+    ``trl`` takes any other field of TRL's ``SFTConfig`` / ``GRPOConfig`` by its TRL name, checked
+    against TRL's dataclass on construction."""
+
+    #: TRL's config class behind the stage: "sft" or "grpo"
+    TRAINER = "sft"
 
     freeze_vision: bool = True
     lora: LoraSettings | None = None
@@ -43,9 +55,16 @@ class TrainerCommon:
     gradient_checkpointing: bool = False
     save_total_limit: int = 2
     seed: int = 0
+    #: a DeepSpeed JSON config (a recipe's relative path resolves against the recipe's folder)
     deepspeed: str | None = None
+    #: "none", or trackers through TRL/transformers' integrations: tensorboard, wandb, trackio
+    report_to: str | tuple[str, ...] = "none"
+    #: train on the CPU even under a DeepSpeed launch (tests; off on GPUs)
+    use_cpu: bool = False
     #: a VisionBudget, or overrides of the model family's default (see ``models.family.resolve_budget``)
     budget: VisionBudget | dict[str, Any] | None = None
+    #: any other TRL trainer field, by its TRL name
+    trl: dict[str, Any] = field(default_factory=dict)
     #: start afresh when ``output_dir`` holds checkpoints or a ``final/`` trained with other settings
     overwrite: bool = False
 
@@ -56,6 +75,20 @@ class TrainerCommon:
             VisionBudget(**self.budget)  # fail on construction; the family's factor is added at run time
         if self.save_total_limit < 1:
             raise ValueError("save_total_limit must be >= 1")
+        self.report_to = normalise_report_to(self.report_to)
+        self.trl = dict(self.trl or {})
+        own = {f.name for f in fields(self)} & trl_field_names(self.TRAINER)
+        for key, value in check_trl_block(self.trl, own, self.TRAINER, type(self).__name__).items():
+            setattr(self, key, value)  # a TRL name the stage types itself: one place for each setting
+
+    def _trl_common(self) -> dict[str, Any]:
+        """TRL fields every stage sets the same way."""
+        return {
+            "output_dir": self.output_dir, "bf16": self.bf16, "gradient_checkpointing": self.gradient_checkpointing,  # type: ignore[attr-defined]
+            "save_strategy": "steps", "save_total_limit": self.save_total_limit, "seed": self.seed,
+            "report_to": [] if self.report_to == ("none",) else list(self.report_to), "remove_unused_columns": False,
+            "deepspeed": self.deepspeed, "use_cpu": self.use_cpu,
+        }  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -95,6 +128,17 @@ class SFTStageConfig(TrainerCommon):
             raise ValueError("warmup_ratio must be in [0, 1)")
         self._coerce_common()
 
+    def trl_args(self) -> Any:
+        """TRL's ``SFTConfig``: the typed fields, then the ``trl`` block."""
+        return build_trl_config("sft", {
+            **self._trl_common(), "learning_rate": self.learning_rate, "num_train_epochs": self.num_train_epochs,
+            "max_steps": self.max_steps, "per_device_train_batch_size": self.per_device_train_batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps, "warmup_steps": self.warmup_ratio,
+            "lr_scheduler_type": self.lr_scheduler_type, "weight_decay": self.weight_decay,
+            "save_steps": self.save_steps, "logging_steps": self.logging_steps, "max_length": None,
+            "completion_only_loss": True, "dataloader_num_workers": 0, "disable_tqdm": False,
+        }, self.trl)  # fmt: skip
+
 
 def load_policy(model: str, family: str | None, freeze_vision: bool, lora: LoraSettings | None, train: bool = True) -> tuple[Any, Any, Any]:
     """Model, processor and family ready for training (vision frozen, LoRA applied)."""
@@ -117,7 +161,8 @@ def load_policy(model: str, family: str | None, freeze_vision: bool, lora: LoraS
 
 
 #: config fields that change how a run is saved or logged, not the weights it produces
-_NOT_SHAPING = ("output_dir", "overwrite", "save_steps", "save_total_limit", "logging_steps", "deepspeed")
+_NOT_SHAPING = ("output_dir", "overwrite", "save_steps", "save_total_limit", "logging_steps", "deepspeed", "report_to",
+                "use_cpu")
 
 
 def begin_stage(command: str, cfg: TrainerCommon) -> str:
@@ -137,9 +182,33 @@ def latest_checkpoint(output_dir: str | Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
+def zero3(trainer: Any) -> bool:
+    """Whether the trainer runs DeepSpeed ZeRO stage 3 (parameters sharded across ranks)."""
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None) if trainer.is_deepspeed_enabled else None
+    return plugin is not None and plugin.zero_stage == 3
+
+
+def check_lora_sharding(trainer: Any, lora: bool) -> None:
+    if lora and zero3(trainer):
+        raise ValueError("LoRA merged on save needs whole weights; ZeRO-3 shards them: use ZeRO-2 for LoRA")
+
+
+def save_final(trainer: Any, processor: Any, final: Path, merge_lora: bool) -> None:
+    """Save the trained model and processor to ``final``. Under ZeRO-3 every rank takes part: the
+    weights are sharded and ``save_model`` gathers them collectively (rank 0 writes)."""
+    if zero3(trainer):
+        trainer.save_model(str(final))
+    elif trainer.is_world_process_zero():
+        to_save = trainer.model.merge_and_unload() if merge_lora else trainer.model
+        to_save.save_pretrained(final)
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(final)
+    trainer.accelerator.wait_for_everyone()
+
+
 def run_sft(cfg: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     """Train and save ``output_dir/final`` (model + processor); resumes from the newest checkpoint."""
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     out = Path(cfg.output_dir)
     final = out / "final"
@@ -156,23 +225,13 @@ def run_sft(cfg: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     if not rows:
         raise ValueError(f"{cfg.train_file}: every record failed to load ({errors[:3]})")
     dataset = to_dataset(rows)
+    args = cfg.trl_args()
     model, processor, fam = load_policy(cfg.model, cfg.family, cfg.freeze_vision, cfg.lora)
-    args = SFTConfig(
-        output_dir=str(out), learning_rate=cfg.learning_rate, num_train_epochs=cfg.num_train_epochs,
-        max_steps=cfg.max_steps, per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, warmup_steps=cfg.warmup_ratio,
-        lr_scheduler_type=cfg.lr_scheduler_type, weight_decay=cfg.weight_decay, bf16=cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing, save_strategy="steps", save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps, seed=cfg.seed, report_to=[],
-        max_length=None, completion_only_loss=True, remove_unused_columns=False, dataloader_num_workers=0,
-        deepspeed=cfg.deepspeed, disable_tqdm=False,
-    )  # fmt: skip
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor, callbacks=callbacks or [])
+    check_lora_sharding(trainer, cfg.lora is not None)
     trainer.train(resume_from_checkpoint=latest_checkpoint(out))
+    save_final(trainer, processor, final, merge_lora=cfg.lora is not None)
     if trainer.is_world_process_zero():
-        to_save = trainer.model.merge_and_unload() if cfg.lora is not None else trainer.model
-        to_save.save_pretrained(final)
-        processor.save_pretrained(final)
         replace_json(out / "sft_summary.json", {
             "records": len(records), "rows": len(rows), "load_errors": errors, "steps": trainer.state.global_step,
             "log_history": trainer.state.log_history, "config": cfg.to_dict(),

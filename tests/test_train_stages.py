@@ -180,6 +180,41 @@ def test_grpo_paper_rewards_run_on_all_tasks(tiny_model: Path, syn: Path, tmp_pa
     assert (final / "config.json").exists()
 
 
+def _scalars(run_dir: Path) -> dict[str, list[float]]:
+    """Every scalar series in the TensorBoard event files under ``run_dir``, read back with TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    files = sorted(run_dir.rglob("events.out.tfevents.*"))
+    assert files, f"no event files under {run_dir}"
+    out: dict[str, list[float]] = {}
+    for f in files:
+        acc = EventAccumulator(str(f))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            out.setdefault(tag, []).extend(e.value for e in acc.Scalars(tag))
+    return out
+
+
+def test_tensorboard_tracks_sft_and_grpo_and_a_stuck_grpo_warns(
+    tiny_model: Path, sft_records: Path, syn: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    run_sft(_sft_cfg(tiny_model, sft_records, syn, tmp_path / "sft", report_to="tensorboard", max_steps=3))
+    sft = _scalars(tmp_path / "sft" / "runs")
+    assert len(sft["train/loss"]) == 3 and sft["train/loss"][-1] < sft["train/loss"][0]
+    # the paper's rewards on a random model: every completion scores 0, so every group has one reward
+    with caplog.at_level(logging.WARNING, logger="unireward.train.callbacks"):
+        run_grpo(_grpo_cfg(tiny_model, syn, tmp_path, "grpo", report_to="tensorboard", beta=0.04, max_steps=3,
+                           zero_std_patience=2))  # fmt: skip
+    grpo = _scalars(tmp_path / "grpo" / "runs")
+    assert {"train/loss", "train/reward", "train/kl", "train/frac_reward_zero_std"} <= set(grpo)
+    assert grpo["train/frac_reward_zero_std"] == [1.0, 1.0, 1.0] and len(grpo["train/kl"]) == 3
+    assert "frac_reward_zero_std was 1.0 for 2 logged steps" in caplog.text
+    summary = json.loads((tmp_path / "grpo" / "grpo_summary.json").read_text())
+    assert summary["zero_std_warning"].startswith("frac_reward_zero_std was 1.0")
+
+
 def test_grpo_config_validation() -> None:
     with pytest.raises(ValueError, match="multiple of num_generations"):
         GRPOStageConfig(model="m", train_file="f", output_dir="o", num_generations=8, per_device_train_batch_size=6)

@@ -228,6 +228,9 @@ def _stage_values(args: argparse.Namespace, cls: type, kind: str, **fixed: Any) 
     explicit = split_settings(_trl_pairs(args.trl), own, kind, "--trl") if args.trl else {}
     trl = {**values.pop("trl", {}), **explicit.pop("trl", {})}
     values.update(explicit)
+    for key in ("model", "train_file", "output_dir"):
+        if key in values:
+            raise ValueError(f"{key} is managed by the stage (given on the command line), not by --config or --trl")
     if trl:
         values["trl"] = trl
     return values

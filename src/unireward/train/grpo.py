@@ -9,6 +9,7 @@ G completions all got the same reward, hence no gradient); the stage summary kee
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ from unireward.train.sft import TrainerCommon, begin_stage, check_lora_sharding,
 from unireward.train.trl_settings import build_trl_config, check_generation_batch, world_size
 
 log = logging.getLogger(__name__)
+
+# TRL 1.16's generation helper reads the renamed property itself (trl/models/utils.py); the stage
+# passes the new name, so the warning is not ours to act on.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 @dataclass

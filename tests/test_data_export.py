@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -45,7 +46,7 @@ def test_trl_sft_and_grpo_rows(sources, tmp_path):
     parts = row["prompt"][0]["content"]
     assert [p["type"] for p in parts] == ["image", "image", "text"] and "image" not in parts[0]
     assert parts[2]["text"] == render_text("image_generation", pairs[0].prompt)  # the one prompt builder
-    assert len(row["images"]) == 2 and all(Path(p).is_file() for p in row["images"])
+    assert len(row["images"]) == 2 and all((tmp_path / p).is_file() for p in row["images"])  # relative to the folder
     assert row["completion"][0]["content"][0]["text"] == pairs[0].meta["cot"]
     hpd_rows = [r for r in sft if r["id"].startswith("hpd")]
     assert {r["completion"][0]["content"][0]["text"] for r in hpd_rows} <= {"Image 1 is better", "Image 2 is better"}
@@ -91,7 +92,9 @@ def test_verl_parquet_and_reward(sources, tmp_path):
     vid = next(r for r in rows if r["extra_info"]["task"] == "video_generation")
     assert img["prompt"][0]["content"].startswith("<image><image>Given a caption") and len(img["images"]) == 2
     assert img["images"][0]["image"].endswith(".jpg") and img["videos"] == []
+    assert (img["images"][0]["min_pixels"], img["images"][0]["max_pixels"]) == (3136, 147456)  # the judge's budget
     assert vid["prompt"][0]["content"].startswith("<video><video>") and len(vid["videos"]) == 2
+    assert vid["videos"][0]["nframes"] == 8 and Path(vid["videos"][0]["video"]).is_absolute()
     gt = img["reward_model"]["ground_truth"]
     assert compute_score(img["data_source"], f"<think>x</think><answer>{gt}</answer>", gt)["score"] == 2.0
 
@@ -100,7 +103,7 @@ def test_easyr1_flavor_and_embedded_images(sources, tmp_path):
     export_pairs(sources["hpd"], tmp_path, ExportConfig(format="verl", flavor="easyr1", embed_images=True))
     row = pq.read_table(tmp_path / "train.parquet").to_pylist()[0]
     assert row["problem"].count("<image>") == 2 and row["answer"] == row["reward_model"]["ground_truth"]
-    assert row["images"][0]["bytes"].startswith(b"\x89PNG")
+    assert row["images"][0]["bytes"].startswith(b"\x89PNG") and "videos" not in row
 
 
 def test_llamafactory(sources, tmp_path):
@@ -131,3 +134,85 @@ def test_cli_convert_stats_export(tmp_path, capsys):
     capsys.readouterr()
     assert main(["data", "export", str(tmp_path / "q.jsonl"), "--format", "llamafactory", "--out", str(tmp_path / "lf")]) == 0
     assert json.loads(capsys.readouterr().out)["rows"] == 3
+
+
+def _easyr1_reward():
+    """The reward file loaded the way EasyR1 loads it: by path, as a module of its own."""
+    import unireward.integrations.easyr1 as entry
+
+    spec = importlib.util.spec_from_file_location("custom_reward_fn", entry.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.compute_score
+
+
+def _easyr1_read(path):
+    """A faithful reading of EasyR1's RLHFDataset: parquet through `datasets`, the image branch whenever
+    the `images` key exists, the prompt string split on its media tokens, `answer` as ground truth."""
+    import datasets
+
+    out = []
+    for example in datasets.load_dataset("parquet", data_files=str(path), split="train"):
+        kind = "images" if "images" in example else "videos" if "videos" in example else None
+        token = {"images": "<image>", "videos": "<video>"}[kind]
+        media = example[kind]
+        assert len(example["problem"].split(token)) - 1 == len(media)
+        assert all(os.path.isfile(m) for m in media), media
+        out.append({"kind": kind, "media": media, "ground_truth": example["answer"]})
+    return out
+
+
+def test_exports_load_from_another_directory(sources, tmp_path, monkeypatch):
+    """Each consumer's way of resolving paths, from a working directory other than the export's."""
+    import datasets
+    from PIL import Image
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    from unireward.data.export import load_trl_dataset
+
+    big = tmp_path / "media" / "big.png"
+    big.parent.mkdir()
+    Image.new("RGB", (1360, 752), "red").save(big)
+    wide = PreferencePair(id="big", task="image_generation", prompt="a red field", candidates=("big.png", "big.png"), label=1)
+    pairs = sources["hpd"] + [wide]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    for fmt, flavor in (("trl", "verl"), ("verl", "verl"), ("verl", "easyr1"), ("llamafactory", "verl")):
+        export_pairs(pairs, f"out_{fmt}_{flavor}", ExportConfig(format=fmt, flavor=flavor, media_root=str(big.parent)))
+    export_pairs(sources["videodpo"], "out_easyr1_video", ExportConfig(format="verl", flavor="easyr1", video_as="video"))
+    out = tmp_path / "a"
+    monkeypatch.chdir(tmp_path / "b")
+
+    ds = load_trl_dataset(out / "out_trl_verl" / "sft.jsonl")  # relative to the file's folder
+    assert ds[len(pairs) - 1]["images"][0].size == (1360, 752)
+
+    rows = pq.read_table(out / "out_verl_verl" / "train.parquet").to_pylist()
+    cell = rows[-1]["images"][0]
+    assert Path(cell["image"]).is_file()
+    # verl hands the dict to qwen-vl-utils, which sizes the image within the row's bounds
+    h, w = smart_resize(752, 1360, factor=28, min_pixels=cell["min_pixels"], max_pixels=cell["max_pixels"])
+    assert h * w <= 147456 and h * w // (28 * 28) < 190  # visual tokens per image at the judge's budget
+
+    read = _easyr1_read(out / "out_verl_easyr1" / "train.parquet")
+    assert {r["kind"] for r in read} == {"images"}
+    video = _easyr1_read(out / "out_easyr1_video" / "train.parquet")
+    assert {r["kind"] for r in video} == {"videos"} and all(m.endswith(".mp4") for r in video for m in r["media"])
+    with pytest.raises(ValueError, match="cannot mix image rows and video rows"):
+        export_pairs(sources["hpd"] + sources["videodpo"], "mixed", ExportConfig(format="verl", flavor="easyr1", video_as="video"))
+
+    reward = _easyr1_reward()
+    inputs = [{"response": f"<think>x</think><answer>{r['ground_truth']}</answer>", "response_length": 12,
+               "ground_truth": r["ground_truth"]} for r in read]  # fmt: skip
+    assert all(s == {"overall": 2.0, "format": 1.0, "accuracy": 1.0} for s in reward(inputs))  # batch mode
+    assert reward({**inputs[0], "response": "no tags"})["overall"] == 0.0  # sequential mode
+
+    # LLaMA-Factory: dataset_info.json names the file; media_dir defaults to the dataset folder, and
+    # each path is joined to it when that makes a file
+    lf = out / "out_llamafactory_verl"
+    info = json.loads((lf / "dataset_info.json").read_text())["unireward"]
+    data = datasets.load_dataset("json", data_files=str(lf / info["file_name"]), split="train")
+    for rec in data:
+        images = rec[info["columns"]["images"]]
+        assert images and all(os.path.isfile(os.path.join(str(lf), m)) for m in images)
+        assert not any(os.path.isabs(m) for m in images)

@@ -226,7 +226,8 @@ def get_reward_functions(names: Sequence[str]) -> list[Any]:
 def compute_score(
     data_source: Any, solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None = None
 ) -> dict[str, float]:
-    """verl / EasyR1 custom-reward entry point: ``{"score", "format", "accuracy"}`` (score = sum, 0-2).
+    """verl custom-reward entry point: ``{"score", "format", "accuracy"}`` (score = sum, 0-2). EasyR1 calls
+    rewards in another shape: use :mod:`unireward.integrations.easyr1`.
 
     ``ground_truth`` is the verdict string, or 1/2 with ``extra_info["task"]``.
 

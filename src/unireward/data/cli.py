@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--trl-kind", choices=("sft", "grpo", "both"), default="both")
     e.add_argument("--flavor", choices=("verl", "easyr1"), default="verl", help="verl format: which loader to target")
     e.add_argument("--embed-images", action="store_true", help="verl format: store image bytes in the parquet")
+    e.add_argument("--min-pixels", type=int, default=None, help="verl format: per-image lower pixel bound written into each row")
+    e.add_argument("--max-pixels", type=int, default=None, help="verl format: per-image upper pixel bound (default: the judge's 147456)")
     e.set_defaults(func=_export)
 
     s = dsub.add_parser("stats", help="counts per task, label and source; missing media")
@@ -100,6 +102,7 @@ def _export(args: argparse.Namespace) -> int:
         format=args.format, media_root=args.media_root, swap=args.swap, family=args.family, video_as=args.video_as,
         frames=args.frames, frames_dir=args.frames_dir, trl_kinds=kinds, flavor=args.flavor,
         embed_images=args.embed_images,
+        **{k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v is not None},
     )  # fmt: skip
     print(json.dumps(export_file(args.input, args.out, cfg).to_dict()))
     return 0

@@ -7,13 +7,20 @@ into the placeholders each trainer expects, with the media listed beside the pro
 * ``trl``: ``sft.jsonl`` (``prompt``/``completion`` conversational, ``images``) and ``grpo.jsonl``
   (``prompt``, ``images``, ``label`` = the verdict string, ``task``). Prompt image parts are
   ``{"type": "image"}`` placeholders that TRL fills from ``images``. Videos become frame images
-  (TRL trains without a video given as a video).
+  (TRL trains without a video given as a video). Paths are relative to the output folder
+  (:func:`load_trl_dataset` resolves them there).
 * ``verl``: ``train.parquet`` with ``data_source``, ``prompt`` (chat with ``<image>``/``<video>`` in the
   text), ``images``, ``videos``, ``ability``, ``reward_model.ground_truth`` and ``extra_info``; the
-  reward is :func:`unireward.rewards.compute_score`. ``flavor="easyr1"`` also writes ``problem``/``answer``
-  and lists images as plain paths, the layout EasyR1's loader reads.
+  reward is :func:`unireward.rewards.compute_score`. Media are absolute paths (verl opens them from
+  its own working directory) in dicts that carry the vision budget (``min_pixels``/``max_pixels``,
+  ``nframes`` for videos), which verl hands to qwen-vl-utils.
+* ``verl`` with ``flavor="easyr1"``: ``problem`` (the prompt as one string) and ``answer`` (the verdict,
+  EasyR1's ``ground_truth``), media as absolute path strings; the reward is
+  :mod:`unireward.integrations.easyr1`. EasyR1 takes its image branch whenever an ``images`` column
+  exists, so a file holds image rows (``images``) or video rows (``videos``), never both.
 * ``llamafactory``: ``unireward.json`` (sharegpt ``conversations`` + ``images``/``videos``) and the
-  ``dataset_info.json`` entry that registers it.
+  ``dataset_info.json`` entry that registers it; paths relative to the output folder, LLaMA-Factory's
+  default ``media_dir`` (the dataset folder).
 
 The SFT target is the CoT judgment in ``meta["cot"]`` when the pair has one whose answer agrees with
 the label, else just the verdict string. Pairs labelled "tie" are skipped: the protocol has no tie
@@ -47,6 +54,8 @@ class ExportConfig:
 
     ``video_as``: ``"frames"`` (every video becomes ``frames`` sampled image files, written under
     ``frames_dir``) or ``"video"`` (video files are passed as videos; not allowed for ``trl``).
+    ``min_pixels``/``max_pixels`` bound each image (and video frame) where the consumer reads a
+    budget from the row (verl); the defaults are the judge's (the official Qwen scripts').
     """
 
     format: str = "trl"
@@ -59,8 +68,11 @@ class ExportConfig:
     trl_kinds: tuple[str, ...] = ("sft", "grpo")
     flavor: str = "verl"
     embed_images: bool = False
+    min_pixels: int = VisionBudget.min_pixels
+    max_pixels: int = VisionBudget.max_pixels
 
     def __post_init__(self) -> None:
+        VisionBudget(min_pixels=self.min_pixels, max_pixels=self.max_pixels, frames=self.frames)  # validates
         if self.format not in FORMATS:
             raise ValueError(f"unknown export format {self.format!r}; choose from {FORMATS}")
         if self.video_as not in ("frames", "video"):
@@ -116,7 +128,8 @@ class ExportReport:
 class _Builder:
     def __init__(self, cfg: ExportConfig, out_dir: Path):
         self.cfg = cfg
-        self.frames_dir = Path(cfg.frames_dir) if cfg.frames_dir else out_dir / "frames"
+        # absolute from here on: each writer then makes them absolute or relative to the output folder
+        self.frames_dir = (Path(cfg.frames_dir) if cfg.frames_dir else out_dir / "frames").resolve()
 
     def _frames(self, path: str) -> list[str]:
         """Frame files of a video, sampled once and cached by path and frame count."""
@@ -134,8 +147,8 @@ class _Builder:
 
     def _item(self, ref: MediaRef, is_video: bool) -> Any:
         if isinstance(ref, list):
-            return [resolve(f, self.cfg.media_root) for f in ref]
-        path = resolve(ref, self.cfg.media_root)
+            return [os.path.abspath(resolve(f, self.cfg.media_root)) for f in ref]
+        path = os.path.abspath(resolve(ref, self.cfg.media_root))
         if is_video and self.cfg.video_as == "frames":
             return self._frames(path)
         return path
@@ -171,9 +184,23 @@ def _flat_text(messages: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def _relative(path: str, out: Path) -> str:
+    """``path`` relative to the output folder (absolute when no relative path exists, e.g. another drive).
+
+    >>> _relative("/data/run/frames/a.png", Path("/data/run"))
+    'frames/a.png'
+    >>> _relative("/data/media/a.png", Path("/data/run"))
+    '../media/a.png'
+    """
+    try:
+        return os.path.relpath(path, out)
+    except ValueError:
+        return path
+
+
 def export_pairs(pairs: Iterable[PreferencePair], out_dir: str | os.PathLike[str], cfg: ExportConfig) -> ExportReport:
     """Write ``pairs`` in ``cfg.format`` under ``out_dir``; see the module docstring for the layouts."""
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if cfg.swap:
         pairs = augment_swaps(pairs)
@@ -209,6 +236,7 @@ def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def _write_trl(rows: list[dict[str, Any]], out: Path, cfg: ExportConfig, report: ExportReport) -> None:
+    rows = [{**r, "images": [_relative(p, out) for p in r["images"]]} for r in rows]
     if "sft" in cfg.trl_kinds:
         _write_jsonl(out / "sft.jsonl", (
             {"id": r["pair"].id, "task": r["pair"].task.value, "prompt": r["messages"],
@@ -230,13 +258,30 @@ def _image_cell(path: str, cfg: ExportConfig) -> Any:
     if cfg.embed_images:
         with open(path, "rb") as f:
             return {"bytes": f.read(), "path": os.path.basename(path)}
-    return {"image": path} if cfg.flavor == "verl" else path
+    if cfg.flavor == "easyr1":  # EasyR1 opens path strings; its pixel bounds are in its own config
+        return path
+    # verl passes the dict to qwen-vl-utils, which reads the bounds from it
+    return {"image": path, "min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels}
+
+
+def _video_cell(path: Any, cfg: ExportConfig) -> Any:
+    if cfg.flavor == "easyr1":
+        return path
+    return {"video": path, "nframes": cfg.frames, "min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels}
 
 
 def _write_verl(rows: list[dict[str, Any]], out: Path, cfg: ExportConfig, report: ExportReport) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    easyr1 = cfg.flavor == "easyr1"
+    with_video = [r["pair"].id for r in rows if r["videos"]]
+    if easyr1 and with_video and len(with_video) < len(rows):
+        raise ValueError(
+            f"EasyR1 takes its image branch whenever an `images` column exists, so a file cannot mix image rows "
+            f"and video rows ({len(with_video)} of {len(rows)} pairs carry videos, e.g. {with_video[0]}): export the "
+            "video pairs on their own, or use video_as='frames'"
+        )
     recs = []
     for i, r in enumerate(rows):
         pair: PreferencePair = r["pair"]
@@ -245,13 +290,14 @@ def _write_verl(rows: list[dict[str, Any]], out: Path, cfg: ExportConfig, report
             "data_source": pair.source or "unireward",
             "prompt": [{"role": "user", "content": text}],
             "images": [_image_cell(p, cfg) for p in r["images"]],
-            "videos": [{"video": v} if cfg.flavor == "verl" else v for v in r["videos"]],
+            "videos": [_video_cell(v, cfg) for v in r["videos"]],
             "ability": f"reward_judge/{pair.task.value}",
             "reward_model": {"style": "rule", "ground_truth": pair.label_text},
             "extra_info": {"index": i, "id": pair.id, "task": pair.task.value, "sft_target": r["target"]},
         }
-        if cfg.flavor == "easyr1":
+        if easyr1:
             rec["problem"], rec["answer"] = text, pair.label_text
+            del rec["videos" if not with_video else "images"]  # the column EasyR1 must not see
         recs.append(rec)
     if not recs:
         raise ValueError("nothing to export (every pair was a tie?)")
@@ -266,10 +312,10 @@ def _write_llamafactory(rows: list[dict[str, Any]], out: Path, report: ExportRep
     for r in rows:
         rec: dict[str, Any] = {
             "conversations": [{"from": "human", "value": _flat_text(r["messages"])}, {"from": "gpt", "value": r["target"]}],
-            "images": r["images"],
+            "images": [_relative(p, out) for p in r["images"]],
         }
         if has_video:
-            rec["videos"] = r["videos"]
+            rec["videos"] = [[_relative(f, out) for f in v] if isinstance(v, list) else _relative(v, out) for v in r["videos"]]
         data.append(rec)
     (out / "unireward.json").write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     columns = {"messages": "conversations", "images": "images"}
@@ -283,11 +329,12 @@ def _write_llamafactory(rows: list[dict[str, Any]], out: Path, report: ExportRep
 def load_trl_dataset(path: str | os.PathLike[str], base_dir: str | os.PathLike[str] | None = None) -> Any:
     """An exported TRL file as a ``datasets.Dataset`` with ``images`` cast to ``List(Image())``.
 
-    Relative image paths are resolved against ``base_dir`` (default: the current directory).
+    Relative image paths are resolved against ``base_dir`` (default: the file's folder, where the
+    exporter writes them relative to).
     """
     import datasets
 
+    base = Path(base_dir) if base_dir is not None else Path(path).resolve().parent
     ds = datasets.load_dataset("json", data_files=str(path), split="train")
-    if base_dir is not None:
-        ds = ds.map(lambda r: {"images": [resolve(p, base_dir) for p in r["images"]]})
+    ds = ds.map(lambda r: {"images": [resolve(p, base) for p in r["images"]]})
     return ds.cast_column("images", datasets.List(datasets.Image()))

@@ -236,11 +236,23 @@ def _stage_values(args: argparse.Namespace, cls: type, kind: str, **fixed: Any) 
     return values
 
 
+def _end_process_group() -> None:
+    """Leave the process group cleanly: a rank still inside DeepSpeed's ops at interpreter exit can
+    abort (seen after a first ``cpu_adam`` build)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _sft(args: argparse.Namespace) -> int:
     from unireward.train.sft import SFTStageConfig, run_sft
 
     values = _stage_values(args, SFTStageConfig, "sft")
-    final = run_sft(SFTStageConfig(model=args.model, train_file=args.records, output_dir=args.out, **values))
+    try:
+        final = run_sft(SFTStageConfig(model=args.model, train_file=args.records, output_dir=args.out, **values))
+    finally:
+        _end_process_group()
     print(json.dumps({"model": str(final)}))
     return 0
 
@@ -264,7 +276,10 @@ def _grpo(args: argparse.Namespace) -> int:
     from unireward.train.grpo import GRPOStageConfig, run_grpo
 
     values = _stage_values(args, GRPOStageConfig, "grpo", rewards=tuple(args.rewards.split(",")) if args.rewards else None)
-    final = run_grpo(GRPOStageConfig(model=args.model, train_file=args.records, output_dir=args.out, **values))
+    try:
+        final = run_grpo(GRPOStageConfig(model=args.model, train_file=args.records, output_dir=args.out, **values))
+    finally:
+        _end_process_group()
     print(json.dumps({"model": str(final)}))
     return 0
 

@@ -19,7 +19,15 @@ from unireward.rewards import get_reward_functions
 from unireward.rows import read_rows, replace_json
 from unireward.train.callbacks import ZeroStdWatch
 from unireward.train.records import iter_rows, to_dataset
-from unireward.train.sft import TrainerCommon, begin_stage, check_lora_sharding, latest_checkpoint, load_policy, save_final
+from unireward.train.sft import (
+    TrainerCommon,
+    begin_stage,
+    check_lora_sharding,
+    latest_checkpoint,
+    launch_info,
+    load_policy,
+    save_final,
+)
 from unireward.train.trl_settings import build_trl_config, check_generation_batch, world_size
 
 log = logging.getLogger(__name__)
@@ -157,6 +165,7 @@ def run_grpo(
         zero = [h["frac_reward_zero_std"] for h in history if "frac_reward_zero_std" in h]
         replace_json(out / "grpo_summary.json", {
             "prompts": len(dataset), "load_errors": errors, "steps": trainer.state.global_step,
+            "launch": launch_info(trainer),
             "mean_frac_reward_zero_std": sum(zero) / len(zero) if zero else None,
             "zero_std_warning": watch.warning,
             "log_history": history, "config": cfg.to_dict(),

@@ -193,6 +193,21 @@ def check_lora_sharding(trainer: Any, lora: bool) -> None:
         raise ValueError("LoRA merged on save needs whole weights; ZeRO-3 shards them: use ZeRO-2 for LoRA")
 
 
+def launch_info(trainer: Any) -> dict[str, Any]:
+    """How the run was distributed, for the stage summary: accelerate's view, the ZeRO stage and
+    the optimizer that really stepped (DeepSpeed's CPU Adam under optimizer offload)."""
+    acc = trainer.accelerator
+    info: dict[str, Any] = {"distributed_type": str(acc.distributed_type.value), "num_processes": acc.num_processes,
+                            "device": str(acc.device)}  # fmt: skip
+    if trainer.is_deepspeed_enabled:
+        engine = trainer.model_wrapped
+        info["zero_stage"] = acc.state.deepspeed_plugin.zero_stage
+        info["optimizer"] = type(getattr(engine, "basic_optimizer", None) or trainer.optimizer).__name__
+    else:
+        info["optimizer"] = type(getattr(trainer.optimizer, "optimizer", trainer.optimizer)).__name__
+    return info
+
+
 def save_final(trainer: Any, processor: Any, final: Path, merge_lora: bool) -> None:
     """Save the trained model and processor to ``final``. Under ZeRO-3 every rank takes part: the
     weights are sharded and ``save_model`` gathers them collectively (rank 0 writes)."""
@@ -234,6 +249,7 @@ def run_sft(cfg: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     if trainer.is_world_process_zero():
         replace_json(out / "sft_summary.json", {
             "records": len(records), "rows": len(rows), "load_errors": errors, "steps": trainer.state.global_step,
+            "launch": launch_info(trainer),
             "log_history": trainer.state.log_history, "config": cfg.to_dict(),
         })  # fmt: skip
     trainer.accelerator.wait_for_everyone()

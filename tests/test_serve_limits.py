@@ -361,3 +361,20 @@ def test_full_queue_answers_429_and_gone_clients_cost_nothing(backend: Transform
     assert _metric(text, "unireward_cancelled_total") == 2  # queued rows withdrawn before running
     assert _metric(text, "unireward_batch_size_count") == 3  # the long one and the two that waited
     assert _metric(text, "unireward_generated_tokens_total") < 4000 + 2 * 2  # the long one stopped early
+
+
+def test_one_frame_video_on_qwen3_vl(tmp_path: Path) -> None:
+    """Qwen3-VL groups frames two at a time: a one-frame video (a frame list, or a one-frame file) is
+    padded to the temporal patch instead of failing."""
+    from unireward.models import get_family
+
+    path = get_family("qwen3_vl").build_tiny(tmp_path / "qwen3")
+    app = create_app(Judge(TransformersBackend.load(str(path)), JudgeOptions(max_new_tokens=2)), LIMITS, model_name="q3")
+    frame = [data_url(Image.new("RGB", (64, 64), "red"))]
+    with running(app) as u:
+        r = _post(u, {"messages": [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": frame}},
+                                                              {"type": "text", "text": "x"}]}], "max_tokens": 2})  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert _video_chat(u, video_bytes(1, (64, 64))).status_code == 200
+        r = _post(u, {"task": "video_generation", "prompt": "p", "candidates": [frame, frame * 3], "max_tokens": 2}, "/v1/judge")
+        assert r.status_code == 200, r.text

@@ -157,6 +157,8 @@ def register(app: Any, state: ServerState, read_json: Any) -> None:
             raise ApiError(400, str(out), "bad_media")
         if isinstance(out, Cancelled):
             raise ApiError(503, f"request withdrawn: {out}", "cancelled")
+        if isinstance(out, ValueError):  # the processor or template refused this request's inputs
+            raise ApiError(400, f"cannot process the request: {out}", "bad_input")
         if isinstance(out, Exception):
             raise ApiError(500, f"generation failed: {type(out).__name__}: {out}", "generation_failed")
         body = completion(data.get("model") or state.names[0], out, s)

@@ -37,9 +37,11 @@ def media_count(task: Task, refs: list[Any]) -> tuple[int, int]:
     return frames, sum(1 for r in refs if not isinstance(r, list))
 
 
-def public(d: dict[str, Any]) -> dict[str, Any]:
+def public(d: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     if not d.get("swapped_samples"):
         d.pop("swapped_samples", None)
+    if warnings:
+        d["warnings"] = warnings
     return d
 
 
@@ -91,6 +93,7 @@ class _Inputs:
         self.state = state
         self.data: dict[str, Any] = data
         self.scope = Scope()
+        self.warnings: list[str] = []
         # media share the vision budget as the judge shares it: per pair for a group of candidates
         # (an edit's source image rides along with every pair)
         per_pair = min(len(media), 2 + (self.task is Task.IMAGE_EDITING)) / len(media)
@@ -116,8 +119,9 @@ def register(app: Any, state: ServerState, read_json: Any) -> None:
         state.check_model(data)
         inputs = _Inputs(state, data, n)
         scope = Scope()
-        judge = state.scoped_judge(data, parse_sampling(data, state.limits, chat=False), scope)
-        inputs.data, inputs.scope = data, scope
+        sampling = parse_sampling(data, state.limits, chat=False)
+        judge = state.scoped_judge(data, sampling, scope)
+        inputs.data, inputs.scope, inputs.warnings = data, scope, sampling.warnings
         cands, reference = await state.decode(inputs.decode)
         return inputs, judge, cands, reference
 
@@ -126,14 +130,14 @@ def register(app: Any, state: ServerState, read_json: Any) -> None:
         with state.admit():
             inp, judge, cands, ref = await prepared(request, 2)
             res = await state.run_judge(request, inp.scope, lambda: judge.compare(inp.task, inp.prompt, *cands, ref))
-        return public(res.to_dict())
+        return public(res.to_dict(), inp.warnings)
 
     @app.post("/v1/score")
     async def score(request: Request) -> dict[str, Any]:
         with state.admit():
             inp, judge, cands, ref = await prepared(request, 1)
             res = await state.run_judge(request, inp.scope, lambda: judge.score(inp.task, inp.prompt, cands[0], ref))
-        return public(res.to_dict())
+        return public(res.to_dict(), inp.warnings)
 
     @app.post("/v1/rewards")
     async def rewards(request: Request) -> dict[str, Any]:
@@ -145,12 +149,12 @@ def register(app: Any, state: ServerState, read_json: Any) -> None:
             if method == "pointwise":
                 items = [{"task": task, "prompt": prompt, "candidate": c, "reference": ref} for c in cands]
                 results = await state.run_judge(request, scope, lambda: judge.score_many(items))
-                return {
+                return public({
                     "method": method,
                     "rewards": pointwise_rewards([r.score if r.status == "ok" else None for r in results]),
                     "judgments": [{"index": i, "score": r.score, "status": r.status, "text": r.text}
                                   for i, r in enumerate(results)],
-                }  # fmt: skip
+                }, inp.warnings)  # fmt: skip
             group = Group(task.value, prompt, cands, ref)
             (out,) = await state.run_judge(request, scope, lambda: group_rewards(judge, [group], both_orders=both))
         judgments = [
@@ -158,4 +162,4 @@ def register(app: Any, state: ServerState, read_json: Any) -> None:
              "status": r.status, "text": r.text}
             for (i, j), r in sorted(out.judgments.items())
         ]  # fmt: skip
-        return {"method": method, "rewards": out.rewards, "judgments": judgments}
+        return public({"method": method, "rewards": out.rewards, "judgments": judgments}, inp.warnings)

@@ -28,7 +28,12 @@ async def read_json(request: Any) -> dict[str, Any]:
 
     raw = await request.body()  # ApiError (413) from the gate propagates as is
     try:
-        data = json.loads(raw)
+        if len(raw) > 1 << 20:  # parsing tens of MB would stall every other request: off the loop
+            from starlette.concurrency import run_in_threadpool
+
+            data = await run_in_threadpool(json.loads, raw)
+        else:
+            data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "body must be a JSON object", "invalid_json") from None
     if not isinstance(data, dict):

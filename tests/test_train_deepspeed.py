@@ -21,8 +21,8 @@ import pytest
 from unireward.data.schema import read_pairs
 from unireward.data.synthetic import SyntheticConfig, generate
 from unireward.protocol import Task
+from unireward.rows import append_rows
 from unireward.train.recipe import CONFIGS
-from unireward.train.records import append_jsonl
 
 pytest.importorskip("deepspeed", reason="deepspeed is in the dev dependencies: pip install -e '.[dev]'")
 
@@ -51,8 +51,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ds")
     generate(root / "syn", SyntheticConfig(n_per_task={t.value: 2 for t in Task}, seed=11), "train")
     pairs = read_pairs(root / "syn" / "train.jsonl")
-    append_jsonl(root / "sft.jsonl", [{"pair": p.to_dict(), "completion": f"<think>{p.prompt}</think><answer>{p.label_text}</answer>"} for p in pairs])
-    append_jsonl(root / "grpo.jsonl", [{"pair": p.to_dict()} for p in pairs])
+    append_rows(root / "sft.jsonl", [{"pair": p.to_dict(), "completion": f"<think>{p.prompt}</think><answer>{p.label_text}</answer>"} for p in pairs])
+    append_rows(root / "grpo.jsonl", [{"pair": p.to_dict()} for p in pairs])
     (root / "grpo_driver.py").write_text(GRPO_DRIVER)
     return root
 

@@ -74,10 +74,11 @@ def parse_tasks(tasks: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     ...
     ValueError: unknown task(s) ['image_gen']; choose from all, image_generation, video_generation, image_understanding, video_understanding
     """
-    from unireward.protocol.tasks import Task
+    from unireward.protocol.tasks import THINK_TASKS
 
+    # the tasks the Think prompts cover (image_editing has no CoT prompt to distil with)
     names = [t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else tasks) if t.strip()]
-    valid = [t.value for t in Task]
+    valid = [t.value for t in THINK_TASKS]
     if not names:
         raise ValueError(f"no task given; choose from all, {', '.join(valid)}")
     if "all" in names:

@@ -20,7 +20,7 @@ import pytest
 
 from unireward.data.schema import read_pairs
 from unireward.data.synthetic import SyntheticConfig, generate
-from unireward.protocol import Task
+from unireward.protocol.tasks import THINK_TASKS
 from unireward.rows import append_rows
 from unireward.train.recipe import CONFIGS
 
@@ -49,7 +49,7 @@ finally:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ds")
-    generate(root / "syn", SyntheticConfig(n_per_task={t.value: 2 for t in Task}, seed=11), "train")
+    generate(root / "syn", SyntheticConfig(n_per_task={t.value: 2 for t in THINK_TASKS}, seed=11), "train")
     pairs = read_pairs(root / "syn" / "train.jsonl")
     append_rows(root / "sft.jsonl", [{"pair": p.to_dict(), "completion": f"<think>{p.prompt}</think><answer>{p.label_text}</answer>"} for p in pairs])
     append_rows(root / "grpo.jsonl", [{"pair": p.to_dict()} for p in pairs])

@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "unireward-bench", "videos"))
     ap.add_argument("--max-hold-gb", type=float, default=4.0, help="skip a method that would hold more frames than this")
     ap.add_argument("--sequential-repeats", type=int, default=None, help="runs of the slow sequential decode (default --repeats)")
+    ap.add_argument("--prepare", action="store_true", help="only make the videos (encoding is CPU work: not while measuring)")
     add_arguments(ap)
     args = ap.parse_args(argv)
     if args.worker:
@@ -181,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
             make_video(path, size, float(seconds))
             print(f"made {path.name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         infos[spec] = probe(path)
+    if args.prepare:
+        print(json.dumps(infos, indent=2))
+        return 0
     bench = Bench("video_decode", args)
     bench.record("videos", infos)
     missing = [m for m in args.methods if m.startswith("qwen") and not _importable("qwen_vl_utils", "decord")]

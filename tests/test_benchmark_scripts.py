@@ -86,3 +86,22 @@ def test_tie_metric_benchmark_runs(tmp_path: Path) -> None:
     result = written(tmp_path, "tie_metric")
     acc = result["values"]["accuracy"]
     assert acc["continuous"]["same"] and acc["discrete"]["same"] and acc["single"]["exact"] >= acc["single"]["videoalign"]
+
+
+def test_gpu_benchmarks_run_in_their_reduced_form(tmp_path: Path) -> None:
+    """The GPU command's judge, video and LoRA GRPO parts at toy sizes on the CPU, with its summary."""
+    proc = run("gpu_all.py", "--reduced", "--out", str(tmp_path), timeout=900)
+    summary = json.loads(proc.stdout)
+    assert summary["ok"] and summary["reduced"] and set(summary["parts"]) == {"judge", "video", "grpo"}
+    parts = summary["parts"]
+    assert parts["judge"]["identical_greedy_outputs"] == "2/2" and parts["judge"]["pairs_speedup"] > 0
+    assert parts["video"]["median_s"]["unireward 144p:2s"] > 0
+    assert parts["grpo"]["step_s"] > 0
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    for name in ("judge_throughput_tiny", "video_decode", "grpo_step_tiny"):
+        written(tmp_path, name)
+
+
+def test_grpo_step_benchmark_refuses_a_single_step() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH / "grpo_step.py"), "--steps", "1"], capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 2 and "--steps must be >= 2" in proc.stderr

@@ -17,6 +17,7 @@ from typing import Any
 
 from PIL import Image
 
+from unireward.judge.kv_cache import cache_kwargs
 from unireward.judge.options import BatchOptions
 from unireward.judge.request import media_inputs
 from unireward.media import MediaError, VisionBudget, load_image, load_video
@@ -278,6 +279,7 @@ class TransformersBackend(Backend):
         }
         if params.min_new_tokens:
             gen["min_new_tokens"] = params.min_new_tokens
+        gen.update(cache_kwargs(self.model))  # appends in place: no whole-cache copy per step
         if params.greedy:
             gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:

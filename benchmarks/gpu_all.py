@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         left = args.budget_s - (time.perf_counter() - start)
         # what is left, split among the parts still to run (time a part did not use goes to the next)
         share = left * SHARE[part] / sum(SHARE[p] for p in args.parts[i:])
-        summary["parts"][part] = run_part(part, plan[part], out, left if args.reduced else share, env)
+        # The reduced form checks that every part runs, on machines of any speed: no time limit.
+        summary["parts"][part] = run_part(part, plan[part], out, 3600.0 if args.reduced else share, env)
     summary["wall_s"] = time.perf_counter() - start
     summary["within_budget"] = summary["wall_s"] <= args.budget_s
     summary["ok"] = all(p["ok"] for p in summary["parts"].values())

@@ -3,7 +3,7 @@
 transformers' ``DynamicCache`` appends each decoding step with ``torch.cat``: every layer's whole
 cache is copied into a fresh buffer, every step. At batch 8 with ~1000-token prompts that is
 megabytes per layer per step, and on a CPU each fresh buffer is also page-faulted in; profiling the
-batched judge at the mid size (8 pairs of 2 images, 48 new tokens) put ``torch.cat`` at 11% of the
+batched judge at the mid size (4 pairs of 2 images, 48 new tokens) put ``torch.cat`` at 11% of the
 call, growing with the output length, against 4% with this cache. The layers here
 keep their keys and values in a buffer with room to spare (half again the length it must hold) and
 write each step into it; attention sees the same values in the same shapes, so outputs do not change.

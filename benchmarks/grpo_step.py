@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from unireward.data.schema import read_pairs
     from unireward.data.synthetic import SyntheticConfig, generate
-    from unireward.protocol import Task
+    from unireward.protocol.tasks import THINK_TASKS
+    from unireward.rows import append_rows
     from unireward.train.grpo import GRPOStageConfig, run_grpo
-    from unireward.train.records import append_jsonl
 
     bench = Bench(f"grpo_step_{args.config}", args)
     times: list[float] = []
@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         model = build_model(work, args.config, args.seed, args.bf16)
         bench.record("build_model_s", time.perf_counter() - t0)
         n = args.steps * args.prompts_per_step
-        generate(work / "syn", SyntheticConfig(n_per_task={t.value: -(-n // 4) for t in Task}, seed=args.seed), "train")
+        generate(work / "syn", SyntheticConfig(n_per_task={t.value: -(-n // len(THINK_TASKS)) for t in THINK_TASKS}, seed=args.seed), "train")
         records = work / "grpo.jsonl"
-        append_jsonl(records, [{"pair": p.to_dict()} for p in read_pairs(work / "syn" / "train.jsonl")])
+        append_rows(records, [{"pair": p.to_dict()} for p in read_pairs(work / "syn" / "train.jsonl")])
         cfg = GRPOStageConfig(
             model=str(model), train_file=str(records), output_dir=str(work / "run"), media_root=str(work / "syn"),
             template_family="unireward-compact", num_generations=args.generations,

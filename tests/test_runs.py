@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -149,13 +153,14 @@ def test_convert_rejects_exact_duplicates_and_nan_scores(tmp_path: Path) -> None
            "chosen_score": 4.0, "rejected_score": 2.0}  # fmt: skip
     rows = [rec, rec, {**rec, "chosen": "a dog runs fast"}, {**rec, "id": "v2", "chosen_score": math.nan}]
     src = tmp_path / "sgv.jsonl"
-    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")  # Python writes NaN, as some dumps do
+    src.write_bytes("\n".join(json.dumps(r) for r in rows).encode() + b"\n\xff{}\n")  # NaN as Python writes it; a bad byte
     out = tmp_path / "pairs.jsonl"
     report = run_conversion(get_converter("sharegptvideo-dpo"), src, out)
     rejects = {r["row"]: r["reason"] for r in read_rows(out.with_name(out.name + ".rejects.jsonl"))}
     assert report.written == 2 and [p.id for p in read_pairs(out)] == ["sgv-v1", "sgv-v1~1"]  # same id, other pair
     assert "exact duplicate of the pair from sgv.jsonl:1" in rejects["sgv.jsonl:2"]
     assert "non-finite number in meta.scores[" in rejects["sgv.jsonl:4"]
+    assert rejects["sgv.jsonl:5"].startswith("invalid UTF-8")  # one bad line is one reject, not a crash
 
 
 def test_pair_ids_refused_or_made_unique(tmp_path: Path, tiny_images: list[Path]) -> None:
@@ -203,3 +208,122 @@ def test_sft_refuses_a_final_model_trained_with_other_settings(tmp_path: Path, t
     records.write_text('{"pair": {}, "completion": "y"}\n')
     with pytest.raises(SettingsChanged, match="train_file_fingerprint"):
         run_sft(cfg)
+
+
+# --- distill and sample ----------------------------------------------------------------------------
+
+
+class _Teacher(BaseHTTPRequestHandler):
+    """The scripted teacher (always right) behind a real socket, with ways to misbehave."""
+
+    mode: dict[str, str] = {}  # caption -> "fail" | "empty_think" | "bad_totals"
+    status = 200
+    served: list[str] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        from unireward.train.teacher import ScriptedTeacher
+
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        text = "".join(p.get("text", "") for m in body["messages"] for p in m["content"] if isinstance(p, dict))
+        self.served.append(text)
+        how = next((v for k, v in self.mode.items() if f"[{k}]" in text), "ok")
+        if self.status != 200 or how == "fail":
+            return self._send(self.status if self.status != 200 else 500, {"error": {"message": "no"}})
+        answer = ScriptedTeacher(accuracy=1.0).answer(body["messages"])
+        if how == "empty_think":
+            answer = re.sub(r"<think>.*?</think>", "<think> </think>", answer, flags=re.DOTALL)
+        elif how == "bad_totals":
+            one = "Image 1 is better" in answer
+            answer = re.sub(r"Total score:\nImage 1: .*\nImage 2: .*\n", f"Total score:\nImage 1: {2 if one else 9}\nImage 2: {9 if one else 2}\n", answer)
+        self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "t",
+                         "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+                         "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}})  # fmt: skip
+
+    def _send(self, code: int, obj: dict) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture()
+def teacher() -> Iterator[str]:
+    _Teacher.mode, _Teacher.status, _Teacher.served = {}, 200, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Teacher)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def test_distill_validates_tasks_and_key_filters_unsound_reasoning_and_keeps_its_output(
+    teacher: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unireward.data.synthetic import SyntheticConfig, generate
+
+    root = tmp_path / "syn"
+    pairs = generate(root, SyntheticConfig(n_per_task={"image_generation": 6}, seed=2), "cold")
+    out = tmp_path / "d"
+    args = ["distill", str(root / "cold.jsonl"), "--out", str(out), "--base-url", teacher, "--media-root", str(root),
+            "--max-retries", "0", "--timeout", "5"]  # fmt: skip
+    assert main([*args, "--tasks", "image_gen"]) == 2 and "unknown task(s) ['image_gen']" in _err(capsys)
+    assert main([*args, "--tasks", "video_generation"]) == 2 and "no pair of task(s) video_generation" in _err(capsys)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    remote = ["distill", str(root / "cold.jsonl"), "--out", str(tmp_path / "r"), "--base-url", "https://api.openai.com/v1"]
+    assert main(remote) == 2 and "needs an API key: set $OPENAI_API_KEY" in _err(capsys)
+    assert not _Teacher.served
+
+    _Teacher.status = 401  # a refused key stops the run after its first request
+    assert main([*args, "--tasks", "all"]) == 2 and "refused the request (HTTP 401)" in _err(capsys)
+    assert len(_Teacher.served) == 1
+    _Teacher.status = 200
+    _Teacher.mode = {pairs[0].prompt: "empty_think", pairs[1].prompt: "bad_totals"}
+    assert main([*args, "--tasks", "all"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["empty_reasoning"] == 1 and report["inconsistent_totals"] == 1 and report["kept"] == 4
+    kept = (out / "cold_start.jsonl").read_text()
+    assert main([*args, "--max-tokens", "99"]) == 2 and "max_tokens: 2048 -> 99" in _err(capsys)
+
+    # --overwrite starts afresh; with the teacher down every pair fails and the exit status says so.
+    _Teacher.mode = {p.prompt: "fail" for p in pairs}
+    assert main([*args, "--overwrite", "--max-tokens", "99"]) == 1  # every pair failed
+    assert json.loads(capsys.readouterr().out)["failed"] == 6 and (out / "cold_start.jsonl").read_text() == ""
+    _Teacher.mode = {}
+    assert main([*args, "--max-tokens", "99"]) == 0 and (out / "cold_start.jsonl").read_text() != ""
+    assert kept
+
+
+def test_distill_never_replaces_kept_records_with_none(teacher: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from unireward.data.synthetic import SyntheticConfig, generate
+
+    root = tmp_path / "syn"
+    pairs = generate(root, SyntheticConfig(n_per_task={"image_generation": 3}, seed=4), "cold")
+    args = ["distill", str(root / "cold.jsonl"), "--out", str(tmp_path / "d"), "--base-url", teacher,
+            "--media-root", str(root), "--max-retries", "0"]  # fmt: skip
+    _Teacher.mode = {pairs[0].prompt: "fail"}
+    assert main([*args, "--limit", "2", "--max-error-rate", "0.5"]) == 0  # pair 2 kept, pair 1 failed
+    before = (tmp_path / "d" / "cold_start.jsonl").read_text()
+    assert before.count("\n") == 1
+    assert main([*args, "--limit", "1"]) == 2  # only the failing pair selected: nothing would be kept
+    assert "keeps its earlier records" in _err(capsys)
+    assert (tmp_path / "d" / "cold_start.jsonl").read_text() == before
+
+
+def test_sample_refuses_other_settings_and_duplicate_ids(tiny_model: Path, tiny_images: list[Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    pairs = _image_pairs(tmp_path / "pairs.jsonl", tiny_images, 2)
+    args = ["sample", str(pairs), "--model", str(tiny_model), "--out", str(tmp_path / "s"), "-k", "2", "--max-new-tokens", "4"]
+    assert main(args) == 0
+    assert main([*args[:-1], "6"]) == 2 and "max_new_tokens: 4 -> 6" in _err(capsys)
+    assert main([*args, "--judged-by", "any"]) == 0  # routing only: re-routed from the samples, no refusal
+    dup = tmp_path / "dup.jsonl"
+    dup.write_text(pairs.read_text() + pairs.read_text().splitlines()[0] + "\n")
+    assert main(["sample", str(dup), "--model", str(tiny_model), "--out", str(tmp_path / "s2"), "-k", "2"]) == 2
+    assert "duplicate id 'p0' (first at line 1)" in _err(capsys)
+    assert main(["sample", str(dup), "--model", str(tiny_model), "--out", str(tmp_path / "s2"), "-k", "2",
+                 "--max-new-tokens", "4", "--make-unique-ids"]) == 0  # fmt: skip
+    assert len(read_rows(tmp_path / "s2" / "samples.jsonl")) == 3

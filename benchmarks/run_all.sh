@@ -12,7 +12,8 @@ PY=${PYTHON:-python}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 mkdir -p "$OUT"
 VIDEOS=(720p:10 720p:30 720p:150 720p:300 1080p:30 1080p:300)
-step() { echo "== $* ($(date -u +%H:%M:%S))" >&2; }
+START=$(date +%s)
+step() { echo "== $* (at $(( $(date +%s) - START )) s)" | tee -a "$OUT/steps.txt" >&2; }
 
 step "making the test videos (cached; encoding is not measured)"
 "$PY" benchmarks/video_decode.py --prepare --videos "${VIDEOS[@]}" > /dev/null

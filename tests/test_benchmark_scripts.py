@@ -105,3 +105,14 @@ def test_gpu_benchmarks_run_in_their_reduced_form(tmp_path: Path) -> None:
 def test_grpo_step_benchmark_refuses_a_single_step() -> None:
     proc = subprocess.run([sys.executable, str(BENCH / "grpo_step.py"), "--steps", "1"], capture_output=True, text=True, env=ENV)
     assert proc.returncode == 2 and "--steps must be >= 2" in proc.stderr
+
+
+def test_train_memory_benchmark_runs(tmp_path: Path) -> None:
+    run("train_memory.py", "--sizes", "4,8", "--steps", "1", "--image-size", "32", "--repeats", "1", "--work", str(tmp_path / "w"),
+        "--out", str(tmp_path))  # fmt: skip
+    result = written(tmp_path, "train_memory")
+    values = result["values"]
+    for mode in ("eager", "streaming"):
+        for n in (4, 8):
+            assert values[f"{mode} {n} pairs peak_mb"] >= values[f"{mode} {n} pairs baseline_mb"] > 0
+        assert f"{mode} growth of the peak above baseline, 4 -> 8 pairs" in values

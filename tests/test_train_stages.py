@@ -262,3 +262,48 @@ def test_lora_sft_saves_a_merged_model_that_loads_without_peft(tiny_model: Path,
     after = _params(final)  # a plain checkpoint: the adapters were merged on save
     assert set(after) == set(before)
     assert _changed(before, after, vision=False) and not _changed(before, after, vision=True)
+
+
+def test_lazy_dataset_gives_the_eager_rows_and_batches(tiny_model: Path, sft_records: Path, syn: Path, tmp_path: Path, caplog) -> None:
+    """Streaming changes where rows live, not what the trainer sees: same rows, same pixels, same batch tensors."""
+    import logging
+
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    from unireward.models import load_model
+    from unireward.rows import read_rows
+    from unireward.train.records import iter_rows, to_dataset
+    from unireward.train.stream import lazy_dataset
+
+    budget = VisionBudget()
+    eager = to_dataset(list(iter_rows(read_rows(sft_records), str(syn), budget, True, family=FAMILY)))
+    errors: list[str] = []
+    lazy = lazy_dataset(sft_records, tmp_path / "rows.arrow", "sft", str(syn), budget, FAMILY, errors)
+    assert len(lazy) == len(eager) and errors == []
+    idx = [0, 3, 5, 1]
+    a, b = [eager[i] for i in idx], lazy[idx]
+    b = [{k: b[k][j] for k in b} for j in range(len(idx))]
+    for x, y in zip(a, b, strict=True):
+        assert x["prompt"] == y["prompt"] and x["completion"] == y["completion"]
+        assert [im.tobytes() for im in x["images"]] == [im.tobytes() for im in y["images"]]
+    _, processor, _ = load_model(str(tiny_model))
+    collate = DataCollatorForVisionLanguageModeling(processor=processor, completion_only_loss=True)
+    ba, bb = collate(a), collate(b)
+    assert set(ba) == set(bb) and all(torch.equal(ba[k], bb[k]) for k in ba)
+
+    # a missing file is left out when indexing, named; a file that fails to decode is dropped from its batch
+    rows = [json.loads(x) for x in sft_records.read_text().splitlines()]
+    missing = json.loads(json.dumps(rows[0]))
+    missing["pair"]["id"], missing["pair"]["candidates"] = "gone", ["nope.png", "nope2.png"]
+    broken_file = syn / "broken.png"
+    broken_file.write_bytes(b"not a png")
+    broken = json.loads(json.dumps(rows[1]))
+    broken["pair"]["id"], broken["pair"]["candidates"] = "broken", ["broken.png", "broken.png"]
+    path = tmp_path / "mixed.jsonl"
+    append_rows(path, [missing, broken, rows[2]])
+    errors = []
+    lazy = lazy_dataset(path, tmp_path / "mixed.arrow", "sft", str(syn), budget, FAMILY, errors)
+    assert len(lazy) == 2 and len(errors) == 1 and "nope.png" in errors[0]
+    with caplog.at_level(logging.WARNING, logger="unireward.train.stream"):
+        batch = lazy[[0, 1]]
+    assert len(batch["prompt"]) == 1 and "broken" in caplog.text

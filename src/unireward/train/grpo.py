@@ -16,9 +16,8 @@ from typing import Any
 
 from unireward.models.family import resolve_budget
 from unireward.rewards import get_reward_functions
-from unireward.rows import read_rows, replace_json
+from unireward.rows import replace_json
 from unireward.train.callbacks import ZeroStdWatch
-from unireward.train.records import iter_rows, to_dataset
 from unireward.train.sft import (
     TrainerCommon,
     begin_stage,
@@ -28,6 +27,7 @@ from unireward.train.sft import (
     load_policy,
     save_final,
 )
+from unireward.train.stream import lazy_dataset
 from unireward.train.trl_settings import build_trl_config, check_generation_batch, world_size
 
 log = logging.getLogger(__name__)
@@ -122,15 +122,16 @@ class GRPOStageConfig(TrainerCommon):
         }, self.trl)  # fmt: skip
 
 
-def grpo_dataset(cfg: GRPOStageConfig) -> tuple[Any, list[str]]:
-    records = read_rows(cfg.train_file, required=("pair",))
+def grpo_dataset(cfg: GRPOStageConfig, main_process_first: Any = None) -> tuple[Any, list[str]]:
+    """The GRPO prompts, read lazily (see :mod:`unireward.train.stream`); ties are left out (no tie
+    verdict exists in the protocol)."""
     errors: list[str] = []
     budget = resolve_budget(cfg.budget, cfg.model, cfg.family)
-    rows = list(iter_rows(records, cfg.media_root, budget, with_completion=False, errors=errors, family=cfg.template_family))
-    rows = [r for r in rows if r["label"] is not None]  # no tie verdict exists in the protocol
-    if not rows:
+    dataset = lazy_dataset(cfg.train_file, Path(cfg.output_dir) / "rows.arrow", "grpo", cfg.media_root, budget,
+                           cfg.template_family, errors, main_process_first)  # fmt: skip
+    if len(dataset) == 0:
         raise ValueError(f"{cfg.train_file}: no usable GRPO prompts ({errors[:3]})")
-    return to_dataset(rows), errors
+    return dataset, errors
 
 
 def run_grpo(
@@ -148,9 +149,9 @@ def run_grpo(
         log.info("%s already trained with these settings; skipping", final)
         return final
     errors: list[str] = []
-    if dataset is None:
-        dataset, errors = grpo_dataset(cfg)
     args = cfg.trl_args()
+    if dataset is None:
+        dataset, errors = grpo_dataset(cfg, args.main_process_first)
     model, processor, fam = load_policy(cfg.model, cfg.family, cfg.freeze_vision, cfg.lora)
     watch = ZeroStdWatch(cfg.zero_std_patience)
     trainer = GRPOTrainer(

@@ -15,8 +15,8 @@ from typing import Any
 from unireward.manifest import Manifest, begin_run, file_fingerprint, model_fingerprint
 from unireward.media import VisionBudget
 from unireward.models.family import resolve_budget
-from unireward.rows import read_rows, replace_json
-from unireward.train.records import iter_rows, to_dataset
+from unireward.rows import replace_json
+from unireward.train.stream import lazy_dataset
 from unireward.train.trl_settings import (
     build_trl_config,
     check_trl_block,
@@ -231,16 +231,14 @@ def run_sft(cfg: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     if (final / "config.json").exists():
         log.info("%s already trained with these settings; skipping", final)
         return final
-    records = read_rows(cfg.train_file, required=("pair",))
-    if not records:
-        raise ValueError(f"{cfg.train_file}: no SFT records")
     errors: list[str] = []
     budget = resolve_budget(cfg.budget, cfg.model, cfg.family)
-    rows = list(iter_rows(records, cfg.media_root, budget, with_completion=True, errors=errors, family=cfg.template_family))
-    if not rows:
-        raise ValueError(f"{cfg.train_file}: every record failed to load ({errors[:3]})")
-    dataset = to_dataset(rows)
     args = cfg.trl_args()
+    # rows indexed on disk, media loaded per batch: memory follows the batch, not the data
+    dataset = lazy_dataset(cfg.train_file, out / "rows.arrow", "sft", cfg.media_root, budget, cfg.template_family,
+                           errors, args.main_process_first)  # fmt: skip
+    if len(dataset) == 0:
+        raise ValueError(f"{cfg.train_file}: no usable SFT record ({errors[:3]})")
     model, processor, fam = load_policy(cfg.model, cfg.family, cfg.freeze_vision, cfg.lora)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor, callbacks=callbacks or [])
     check_lora_sharding(trainer, cfg.lora is not None)
@@ -248,7 +246,7 @@ def run_sft(cfg: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     save_final(trainer, processor, final, merge_lora=cfg.lora is not None)
     if trainer.is_world_process_zero():
         replace_json(out / "sft_summary.json", {
-            "records": len(records), "rows": len(rows), "load_errors": errors, "steps": trainer.state.global_step,
+            "records": len(dataset) + len(errors), "rows": len(dataset), "load_errors": errors, "steps": trainer.state.global_step,
             "launch": launch_info(trainer),
             "log_history": trainer.state.log_history, "config": cfg.to_dict(),
         })  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 
 from unireward.app.judging import JudgeRequest
 from unireward.app.preview import seen_media
-from unireward.data.synthetic import draw_shape, write_video
+from unireward.demo.synthetic import draw_shape, write_video
 from unireward.judge.backends import Backend, BatchingBackend, TransformersBackend
 from unireward.judge.judge import Judge
 from unireward.judge.options import JudgeOptions
@@ -217,8 +217,8 @@ def test_app_over_unireward_serve(tiny_model: Path, media: dict[str, Path]) -> N
     from unireward.app.cli import make_judge
     from unireward.app.judging import run_request
     from unireward.cli import build_parser
+    from unireward.demo.teacher import BackgroundServer
     from unireward.serve import create_app
-    from unireward.train.teacher import BackgroundServer
 
     server_judge = Judge(TransformersBackend.load(str(tiny_model)), JudgeOptions(max_new_tokens=24))
     with BackgroundServer(create_app(server_judge, model_name="tiny-judge")) as srv:

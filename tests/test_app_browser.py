@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from unireward.data.synthetic import draw_shape, write_video
+from unireward.demo.synthetic import draw_shape, write_video
 from unireward.judge.backends import BatchingBackend, TransformersBackend
 from unireward.judge.judge import Judge
 from unireward.judge.options import JudgeOptions
@@ -58,7 +58,7 @@ def _serve(judge: Judge, examples: bool) -> Any:
 
 @pytest.fixture(scope="module")
 def teacher_app() -> Iterator[Any]:
-    from unireward.train.teacher import BackgroundServer, ScriptedTeacher, create_teacher_app
+    from unireward.demo.teacher import BackgroundServer, ScriptedTeacher, create_teacher_app
 
     with BackgroundServer(create_teacher_app(ScriptedTeacher(accuracy=1.0))) as srv:
         app = _serve(Judge.from_endpoint(srv.base_url, "scripted-teacher"), examples=True)

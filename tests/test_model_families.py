@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from unireward.data.schema import read_pairs
-from unireward.data.synthetic import SyntheticConfig, generate
+from unireward.demo.synthetic import SyntheticConfig, generate
 from unireward.judge.request import load_pair_media
 from unireward.media import VisionBudget
 from unireward.models import detect_family, get_family, list_families, load_model
@@ -35,9 +35,9 @@ def tiny(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def syn(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from unireward.data.synthetic import read_colour
+    from unireward.demo.synthetic import read_colour
+    from unireward.demo.teacher import synthetic_cot
     from unireward.protocol.templates import render_text
-    from unireward.train.teacher import synthetic_cot
 
     root = tmp_path_factory.mktemp("syn")
     generate(root, SyntheticConfig(n_per_task={t.value: 2 for t in THINK_TASKS}, seed=5), "train")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from unireward.data.schema import read_pairs
-from unireward.data.synthetic import SyntheticConfig, generate
+from unireward.demo.synthetic import SyntheticConfig, generate
 from unireward.protocol.tasks import THINK_TASKS
 from unireward.rows import append_rows
 from unireward.train.recipe import CONFIGS

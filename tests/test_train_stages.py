@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from unireward.data.schema import read_pairs
-from unireward.data.synthetic import SyntheticConfig, generate
+from unireward.demo.synthetic import SyntheticConfig, generate
+from unireward.demo.teacher import synthetic_cot
 from unireward.judge.request import load_pair_media
 from unireward.media import VisionBudget
 from unireward.protocol.tasks import THINK_TASKS
@@ -17,7 +18,6 @@ from unireward.rows import append_rows
 from unireward.train.grpo import GRPOStageConfig, run_grpo
 from unireward.train.sample import SampleConfig, sample
 from unireward.train.sft import SFTStageConfig, latest_checkpoint, run_sft
-from unireward.train.teacher import synthetic_cot
 
 FAMILY = "unireward-compact"
 
@@ -31,7 +31,7 @@ def syn(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def sft_records(syn: Path) -> Path:
-    from unireward.data.synthetic import read_colour
+    from unireward.demo.synthetic import read_colour
     from unireward.protocol.templates import render_text
 
     recs = []

@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "unireward.serve.cli",
     "unireward.data.cli",
     "unireward.train.cli",
+    "unireward.demo.cli",
     "unireward.eval.cli",
     "unireward.app.cli",
 )

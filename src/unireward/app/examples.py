@@ -1,7 +1,7 @@
 """One-click examples built from the project's own synthetic media (no download, no licence question).
 
 Each example is one synthetic pair per task: coloured shapes, real PNG and mp4 files written by
-:mod:`unireward.data.synthetic` (and, for editing, a source image and two edits drawn the same way).
+:mod:`unireward.demo.synthetic` (and, for editing, a source image and two edits drawn the same way).
 The caption, question or instruction decides which candidate is right, so a working judge (or the
 scripted teacher, for the four tasks it knows) can be checked at a glance.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from unireward.data.synthetic import SyntheticConfig, draw_shape, generate
+from unireward.demo.synthetic import SyntheticConfig, draw_shape, generate
 from unireward.protocol.tasks import THINK_TASKS, Task
 
 

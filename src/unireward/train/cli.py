@@ -1,4 +1,4 @@
-"""Training commands: ``distill``, ``sft``, ``sample``, ``grpo``, ``pipeline``, ``demo``, ``teacher``."""
+"""Training commands: ``distill``, ``sft``, ``sample``, ``grpo``, ``pipeline``, ``configs``."""
 
 from __future__ import annotations
 
@@ -158,23 +158,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-to", default=None, help="trackers for every training stage: none, tensorboard, wandb, trackio (comma-separated)")
     p.set_defaults(func=_pipeline)
 
-    p = sub.add_parser("demo", help="the CPU demo: the tiny-cpu recipe on the synthetic task")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--recipe", default="tiny-cpu")
-    p.add_argument("--family", default=None, help="tiny model family (default: the recipe's, qwen2_5_vl)")
-    p.add_argument("--seed", type=int, default=None, help="training seed (tiny-model init, teacher, trainers); data keep theirs")
-    p.set_defaults(func=_demo)
-
     p = sub.add_parser("configs", help="list the shipped recipes and accelerate/DeepSpeed configs, or print one's path")
     p.add_argument("name", nargs="?", default=None, help="e.g. accelerate/zero2-8gpu.yaml or recipes/tiny-cpu.yaml")
     p.set_defaults(func=_configs)
 
-    p = sub.add_parser("teacher", help="serve the scripted synthetic-task teacher on the OpenAI chat API")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8009)
-    p.add_argument("--accuracy", type=float, default=0.9)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_teacher)
 
 
 def _load_overrides(path: str | None) -> dict[str, Any]:
@@ -317,11 +304,6 @@ def _pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    args.dry_run, args.stop_after, args.overwrite, args.report_to = False, None, False, None
-    return _pipeline(args)
-
-
 def _print_table(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -351,14 +333,4 @@ def _configs(args: argparse.Namespace) -> int:
         print(path)
         return 0
     print(json.dumps({kind: [str(p) for p in shipped(kind)] for kind in ("recipes", "accelerate", "deepspeed")}, indent=2))
-    return 0
-
-
-def _teacher(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from unireward.train.teacher import ScriptedTeacher, create_teacher_app
-
-    print(json.dumps({"base_url": f"http://{args.host}:{args.port}/v1", "accuracy": args.accuracy}), flush=True)
-    uvicorn.run(create_teacher_app(ScriptedTeacher(args.accuracy, args.seed)), host=args.host, port=args.port, log_level="warning")
     return 0

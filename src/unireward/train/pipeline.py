@@ -113,7 +113,7 @@ class Pipeline:
         info: dict[str, Any] = {}
         syn = self.recipe.data.synthetic
         if syn is not None:
-            from unireward.data.synthetic import SyntheticConfig, generate
+            from unireward.demo.synthetic import SyntheticConfig, generate
 
             root = self.lay.data / "synthetic"
             common = {"size": syn.size, "frames": syn.frames, "seed": syn.seed}
@@ -154,7 +154,7 @@ class Pipeline:
 
         pairs = [p for p in read_pairs(self.cfg["data"]["train"]) if p.label_text]
         if self.recipe.base_style == "rationale":
-            from unireward.train.teacher import brief_judgment
+            from unireward.demo.teacher import brief_judgment
 
             texts = [brief_judgment(p, cfg.media_root, self.recipe.vision_budget(), cfg.template_family) for p in pairs]
         else:
@@ -169,7 +169,7 @@ class Pipeline:
         cfg = self.cfg["distill"]
         t = self.recipe.teacher
         if t.kind == "scripted":
-            from unireward.train.teacher import BackgroundServer, ScriptedTeacher, create_teacher_app
+            from unireward.demo.teacher import BackgroundServer, ScriptedTeacher, create_teacher_app
 
             with BackgroundServer(create_teacher_app(ScriptedTeacher(t.accuracy, seed=self.recipe.seed))) as srv:
                 cfg.base_url = srv.base_url

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from unireward.data.schema import read_pairs
-from unireward.data.synthetic import SyntheticConfig, generate, read_colour
+from unireward.demo.synthetic import SyntheticConfig, generate, read_colour
+from unireward.demo.teacher import BackgroundServer, ScriptedTeacher, create_teacher_app
 from unireward.judge.openai_http import encode_messages
 from unireward.judge.request import load_pair_media, pair_messages
 from unireward.media import VisionBudget
 from unireward.protocol import Task, parse_judgment
 from unireward.protocol.tasks import THINK_TASKS
 from unireward.train.distill import DistillConfig, distill
-from unireward.train.teacher import BackgroundServer, ScriptedTeacher, create_teacher_app
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def test_teacher_server_answers_the_openai_client(synthetic: Path) -> None:
 
 
 def test_brief_judgment_describes_without_reasoning(synthetic: Path) -> None:
-    from unireward.train.teacher import brief_judgment
+    from unireward.demo.teacher import brief_judgment
 
     for p in read_pairs(synthetic / "train.jsonl"):
         text = brief_judgment(p, str(synthetic), VisionBudget())

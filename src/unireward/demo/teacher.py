@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from PIL import Image
 
-from unireward.data.synthetic import PALETTE, read_colour
+from unireward.demo.synthetic import PALETTE, read_colour
 from unireward.protocol.tasks import Task, answer_label
 
 _COLOUR_WORD = re.compile(r"\b(" + "|".join(PALETTE) + r")\b")

@@ -157,3 +157,26 @@ def test_brief_judgment_describes_without_reasoning(synthetic: Path) -> None:
         text = brief_judgment(p, str(synthetic), VisionBudget())
         assert "<think>" not in text and "match" not in text
         assert parse_judgment(text, p.task).winner == p.label  # the lenient parser reads a bare verdict
+
+
+def test_distill_builds_requests_as_it_sends_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Media are loaded and encoded per request, with at most twice `concurrency` built and unanswered."""
+    import unireward.train.distill as distill_module
+
+    root = tmp_path / "syn"
+    generate(root, SyntheticConfig(n_per_task={"image_generation": 30}, seed=2), "cold")
+    cache = tmp_path / "out" / "teacher_cache.jsonl"
+    ahead: list[int] = []
+    real = distill_module.load_pair_media
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        answered = len(cache.read_text().splitlines()) if cache.exists() else 0
+        ahead.append(len(ahead) - answered)  # requests built before this one and not yet answered
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distill_module, "load_pair_media", counting)
+    with BackgroundServer(create_teacher_app(ScriptedTeacher(0.9, seed=0))) as srv:
+        report = distill(DistillConfig(pairs=str(root / "cold.jsonl"), out_dir=str(tmp_path / "out"), base_url=srv.base_url,
+                                       media_root=str(root), concurrency=2))  # fmt: skip
+    assert report.asked == 30 and len(ahead) == 30
+    assert max(ahead) <= 2 * 2 + 1 and ahead[1] == 0  # the first request is answered before the next is built

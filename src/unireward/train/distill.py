@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,12 @@ class TeacherRefused(RuntimeError):
     """The endpoint refused the credentials (HTTP 401/403): no point in asking the other pairs."""
 
 
-async def _ask_all(client: ChatClient, jobs: list[tuple[PreferencePair, list[dict[str, Any]]]], writer: RowWriter, cfg: DistillConfig) -> None:
-    bar = tqdm(total=len(jobs), desc="distill", unit="pair")
+async def _ask_all(client: ChatClient, jobs: Iterator[tuple[PreferencePair, list[dict[str, Any]]]], total: int,
+                   writer: RowWriter, cfg: DistillConfig) -> None:  # fmt: skip
+    """Ask for every job; ``jobs`` builds each request (media loaded and encoded) only when it is about
+    to be sent, and at most twice ``concurrency`` requests are built and unanswered at once, so memory
+    follows the concurrency, not the number of pairs."""
+    bar = tqdm(total=total, desc="distill", unit="pair")
 
     async def one(pair: PreferencePair, messages: list[dict[str, Any]]) -> None:
         try:
@@ -154,11 +159,22 @@ async def _ask_all(client: ChatClient, jobs: list[tuple[PreferencePair, list[dic
         writer.write([row])  # single-threaded event loop: appends never interleave
         bar.update(1)
 
+    in_flight: set[asyncio.Future[None]] = set()
     try:
-        if jobs:  # the first request alone: a refused key stops the run before the other requests
-            await one(*jobs[0])
-        await asyncio.gather(*(one(p, m) for p, m in jobs[1:]))
+        first = next(jobs, None)
+        if first is not None:  # the first request alone: a refused key stops the run before the other requests
+            await one(*first)
+        for pair, messages in jobs:
+            in_flight.add(asyncio.ensure_future(one(pair, messages)))
+            if len(in_flight) >= 2 * cfg.concurrency:
+                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for d in done:
+                    d.result()  # a refused key stops here
+        if in_flight:
+            await asyncio.gather(*in_flight)
     finally:
+        for f in in_flight:
+            f.cancel()
         bar.close()
 
 
@@ -205,30 +221,29 @@ def distill(cfg: DistillConfig) -> DistillReport:
         done = _cache_done(read_rows(cache, required=("id", "status")))
         report.cached = sum(1 for p in pairs if p.id in done)
 
-        jobs = []
+        todo = [p for p in pairs if p.label != "tie" and p.id not in done]
+        report.ties_skipped += sum(1 for p in pairs if p.label == "tie")
         media_failures: list[dict[str, Any]] = []
-        for pair in pairs:
-            if pair.label == "tie":
-                report.ties_skipped += 1
-                continue
-            if pair.id in done:
-                continue
-            try:
-                media = load_pair_media(pair, cfg.media_root, cfg.budget)
-            except MediaError as e:
-                report.media_errors += 1
-                media_failures.append({"id": pair.id, "error": str(e)})
-                continue
-            jobs.append((pair, encode_messages(pair_messages(pair, media, cfg.template_family, video_as="frames"))))
-        replace_rows(out / "media_errors.jsonl", media_failures)
-        report.asked = len(jobs)
-        if jobs:
+
+        def jobs() -> Iterator[tuple[PreferencePair, list[dict[str, Any]]]]:
+            for pair in todo:
+                try:
+                    media = load_pair_media(pair, cfg.media_root, cfg.budget)
+                except MediaError as e:
+                    report.media_errors += 1
+                    media_failures.append({"id": pair.id, "error": str(e)})
+                    continue
+                report.asked += 1
+                yield pair, encode_messages(pair_messages(pair, media, cfg.template_family, video_as="frames"))
+
+        if todo:
             client = ChatClient(
                 cfg.base_url, cfg.model, api_key=api_key, concurrency=cfg.concurrency,
                 timeout=cfg.timeout, max_retries=cfg.max_retries, backoff=cfg.backoff,
             )  # fmt: skip
             with RowWriter(cache, lock=False) as w:
-                asyncio.run(_ask_all(client, jobs, w, cfg))
+                asyncio.run(_ask_all(client, jobs(), len(todo), w, cfg))
+        replace_rows(out / "media_errors.jsonl", media_failures)  # this run's failures, as before
 
         rows = read_rows(cache, required=("id", "status"))
         kept = _select(cfg, pairs, rows, report)

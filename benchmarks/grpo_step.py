@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import TrainerCallback
 
     from unireward.data.schema import read_pairs
-    from unireward.data.synthetic import SyntheticConfig, generate
+    from unireward.demo.synthetic import SyntheticConfig, generate
     from unireward.protocol.tasks import THINK_TASKS
     from unireward.rows import append_rows
     from unireward.train.grpo import GRPOStageConfig, run_grpo

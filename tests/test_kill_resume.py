@@ -133,7 +133,7 @@ class _SlowTeacher(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:  # noqa: N802
-        from unireward.train.teacher import ScriptedTeacher
+        from unireward.demo.teacher import ScriptedTeacher
 
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         time.sleep(0.01)
@@ -149,7 +149,7 @@ class _SlowTeacher(BaseHTTPRequestHandler):
 
 
 def test_distill_killed_anywhere_resumes_to_the_same_cold_start_set(forker: multiprocessing.context.ForkServerContext, tmp_path: Path) -> None:
-    from unireward.data.synthetic import SyntheticConfig, generate
+    from unireward.demo.synthetic import SyntheticConfig, generate
 
     root = tmp_path / "syn"
     generate(root, SyntheticConfig(n_per_task={"image_generation": 8}, seed=5), "cold")

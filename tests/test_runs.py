@@ -224,7 +224,7 @@ class _Teacher(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:  # noqa: N802
-        from unireward.train.teacher import ScriptedTeacher
+        from unireward.demo.teacher import ScriptedTeacher
 
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         text = "".join(p.get("text", "") for m in body["messages"] for p in m["content"] if isinstance(p, dict))
@@ -263,7 +263,7 @@ def teacher() -> Iterator[str]:
 def test_distill_validates_tasks_and_key_filters_unsound_reasoning_and_keeps_its_output(
     teacher: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from unireward.data.synthetic import SyntheticConfig, generate
+    from unireward.demo.synthetic import SyntheticConfig, generate
 
     root = tmp_path / "syn"
     pairs = generate(root, SyntheticConfig(n_per_task={"image_generation": 6}, seed=2), "cold")
@@ -298,7 +298,7 @@ def test_distill_validates_tasks_and_key_filters_unsound_reasoning_and_keeps_its
 
 
 def test_distill_never_replaces_kept_records_with_none(teacher: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from unireward.data.synthetic import SyntheticConfig, generate
+    from unireward.demo.synthetic import SyntheticConfig, generate
 
     root = tmp_path / "syn"
     pairs = generate(root, SyntheticConfig(n_per_task={"image_generation": 3}, seed=4), "cold")

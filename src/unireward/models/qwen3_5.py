@@ -9,7 +9,7 @@ from pathlib import Path
 
 from unireward.models.family import register
 from unireward.models.qwen2_5_vl import qwen_size
-from unireward.models.qwen3_vl import Qwen3VLFamily
+from unireward.models.qwen3_vl import Qwen3VLFamily, save_tiny_qwen3_style
 
 
 class Qwen35Family(Qwen3VLFamily):
@@ -33,20 +33,15 @@ class Qwen35Family(Qwen3VLFamily):
         vocab_size: int = 1024,
         rope_theta: float = 10000.0,
     ) -> Path:
-        import torch
         from transformers import (
-            Qwen2VLImageProcessor,
             Qwen3_5Config,
             Qwen3_5ForConditionalGeneration,
-            Qwen3VLProcessor,
-            Qwen3VLVideoProcessor,
         )
 
         from unireward.models.chat_template import QWEN3_VL_CHAT_TEMPLATE
         from unireward.models.tiny import (
             attention_shape,
             mrope_section,
-            set_generation_defaults,
             tiny_tokenizer,
         )
 
@@ -75,21 +70,8 @@ class Qwen35Family(Qwen3VLFamily):
             vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
             tie_word_embeddings=True,
         )  # fmt: skip
-        config.text_config.bos_token_id = ids["<|endoftext|>"]
-        config.text_config.eos_token_id = ids["<|im_end|>"]
-        torch.manual_seed(seed)
-        model = Qwen3_5ForConditionalGeneration(config)
-        set_generation_defaults(model, ids["<|im_end|>"], ids["<|endoftext|>"])
-        model.save_pretrained(out)
-        common = {"size": qwen_size(self.budget()), "patch_size": patch, "merge_size": merge, "temporal_patch_size": 2}
-        processor = Qwen3VLProcessor(
-            image_processor=Qwen2VLImageProcessor(**common),
-            tokenizer=tokenizer,
-            video_processor=Qwen3VLVideoProcessor(**common, do_sample_frames=False),
-            chat_template=QWEN3_VL_CHAT_TEMPLATE,
-        )
-        processor.save_pretrained(out)
-        return out
+        return save_tiny_qwen3_style(Qwen3_5ForConditionalGeneration, config, tokenizer, ids, out, seed,
+                                     qwen_size(self.budget()), patch, merge)
 
 
 register(Qwen35Family())

@@ -53,20 +53,15 @@ class Qwen3VLFamily(ModelFamily):
         vocab_size: int = 1024,
         rope_theta: float = 10000.0,
     ) -> Path:
-        import torch
         from transformers import (
-            Qwen2VLImageProcessor,
             Qwen3VLConfig,
             Qwen3VLForConditionalGeneration,
-            Qwen3VLProcessor,
-            Qwen3VLVideoProcessor,
         )
 
         from unireward.models.chat_template import QWEN3_VL_CHAT_TEMPLATE
         from unireward.models.tiny import (
             attention_shape,
             mrope_section,
-            set_generation_defaults,
             tiny_tokenizer,
         )
 
@@ -92,21 +87,35 @@ class Qwen3VLFamily(ModelFamily):
             vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
             tie_word_embeddings=True,
         )  # fmt: skip
-        config.text_config.bos_token_id = ids["<|endoftext|>"]
-        config.text_config.eos_token_id = ids["<|im_end|>"]
-        torch.manual_seed(seed)
-        model = Qwen3VLForConditionalGeneration(config)
-        set_generation_defaults(model, ids["<|im_end|>"], ids["<|endoftext|>"])
-        model.save_pretrained(out)
-        common = {"size": qwen_size(self.budget()), "patch_size": patch, "merge_size": merge, "temporal_patch_size": 2}
-        processor = Qwen3VLProcessor(
-            image_processor=Qwen2VLImageProcessor(**common),
-            tokenizer=tokenizer,
-            video_processor=Qwen3VLVideoProcessor(**common, do_sample_frames=False),
-            chat_template=QWEN3_VL_CHAT_TEMPLATE,
-        )
-        processor.save_pretrained(out)
-        return out
+        return save_tiny_qwen3_style(Qwen3VLForConditionalGeneration, config, tokenizer, ids, out, seed,
+                                     qwen_size(self.budget()), patch, merge)
+
+
+def save_tiny_qwen3_style(model_class: type, config: Any, tokenizer: Any, ids: dict[str, int], out: Path,
+                          seed: int, size: dict[str, int], patch: int, merge: int) -> Path:
+    """Seed, build and save a tiny model of a Qwen3-VL-style family with its processor (shared by the
+    families whose vision side and chat template are Qwen3-VL's)."""
+    import torch
+    from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
+
+    from unireward.models.chat_template import QWEN3_VL_CHAT_TEMPLATE
+    from unireward.models.tiny import set_generation_defaults
+
+    config.text_config.bos_token_id = ids["<|endoftext|>"]
+    config.text_config.eos_token_id = ids["<|im_end|>"]
+    torch.manual_seed(seed)
+    model = model_class(config)
+    set_generation_defaults(model, ids["<|im_end|>"], ids["<|endoftext|>"])
+    model.save_pretrained(out)
+    common = {"size": size, "patch_size": patch, "merge_size": merge, "temporal_patch_size": 2}
+    processor = Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**common),
+        tokenizer=tokenizer,
+        video_processor=Qwen3VLVideoProcessor(**common, do_sample_frames=False),
+        chat_template=QWEN3_VL_CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(out)
+    return out
 
 
 register(Qwen3VLFamily())

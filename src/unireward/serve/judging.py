@@ -99,7 +99,9 @@ class _Inputs:
         per_pair = min(len(media), 2 + (self.task is Task.IMAGE_EDITING)) / len(media)
         self.decoder = MediaDecoder(lim, state.judge.budget, state.media_root, state.temporal_patch,
                                     n_images=round(n_images * per_pair), n_videos=round(n_videos * per_pair))  # fmt: skip
-        self.text = self.prompt + "".join(c for c in cands if isinstance(c, str))
+        # only answers are text: a generation task's candidates are media (paths or data URLs), which
+        # the processor turns into vision tokens, never prompt text
+        self.text = self.prompt + ("" if self.task.is_generation else "".join(cands))
 
     def decode(self) -> tuple[list[Any], Any]:
         """(candidates, reference) with media decoded; tokens of the text are checked first."""

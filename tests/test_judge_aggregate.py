@@ -5,14 +5,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unireward.judge.aggregate import group_win_rates, majority_vote, unswap
+from unireward.rewards.group import group_win_rates, majority_share, unswap
 
 votes = st.lists(st.sampled_from([1, 2, None]), max_size=12)
 
 
 @given(votes)
 def test_majority_vote_agrees_with_its_share(vs: list[int | None]) -> None:
-    winner, share = majority_vote(vs)
+    winner, share = majority_share(vs)
     if share is None:
         assert winner is None and not any(v in (1, 2) for v in vs)
     else:
@@ -22,8 +22,8 @@ def test_majority_vote_agrees_with_its_share(vs: list[int | None]) -> None:
 
 @given(votes)
 def test_swapping_every_vote_mirrors_the_verdict(vs: list[int | None]) -> None:
-    winner, share = majority_vote(vs)
-    w2, s2 = majority_vote([unswap(v) for v in vs])
+    winner, share = majority_share(vs)
+    w2, s2 = majority_share([unswap(v) for v in vs])
     assert w2 == unswap(winner)
     assert (share is None and s2 is None) or abs(share + s2 - 1.0) < 1e-9
 

@@ -1,1 +1,1 @@
-"""Entry points other trainers load: reward functions in the shapes they call."""
+"""Old home of the trainer entry points; they live in :mod:`unireward.rewards.adapters` now."""

@@ -15,10 +15,10 @@ from itertools import combinations, permutations
 from pathlib import Path
 from typing import Any
 
-from unireward.judge.aggregate import best_index, group_win_rates, preference_of_first
 from unireward.judge.judge import Judge, JudgeResult, load_medium
 from unireward.media import MediaError
 from unireward.protocol.tasks import Task
+from unireward.rewards.group import best_index, dpo_pair, group_win_rates, preference_of_first
 
 
 @dataclass
@@ -119,10 +119,10 @@ def build_dpo_pairs(
     n = 0
     with open(path, "a", encoding="utf-8") as f:
         for g_i, (g, r) in enumerate(zip(groups, rewards, strict=True)):
-            hi = r.best
-            lo = min(range(len(r.rewards)), key=lambda i: (r.rewards[i], i))
-            if hi == lo or r.rewards[hi] - r.rewards[lo] <= min_margin:
+            picked = dpo_pair(r.rewards, min_margin)
+            if picked is None:
                 continue
+            hi, lo = picked
             row = {
                 "id": g.id or str(g_i), "task": g.task, "prompt": g.prompt,
                 "chosen": _jsonable(g.candidates[hi]), "rejected": _jsonable(g.candidates[lo]),

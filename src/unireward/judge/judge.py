@@ -10,7 +10,6 @@ from typing import Any
 from PIL import Image
 
 from unireward.data.schema import PreferencePair
-from unireward.judge.aggregate import majority_vote, swap_agreement, unswap
 from unireward.judge.backends import Backend, Generation, HTTPBackend, SamplingParams, TransformersBackend
 from unireward.judge.base import BaseJudge
 from unireward.judge.options import BatchOptions, JudgeOptions
@@ -19,6 +18,7 @@ from unireward.media import Frames, MediaError, VisionBudget, load_frames, load_
 from unireward.protocol.parser import Judgment, parse_judgment, relabel_swapped
 from unireward.protocol.tasks import Mode, Task
 from unireward.protocol.templates import get_family, render_messages
+from unireward.rewards.group import majority_share, swap_agreement, unswap
 
 
 @dataclass
@@ -129,7 +129,7 @@ class Judge(BaseJudge):
     @classmethod
     def from_endpoint(
         cls,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str,
         api_key: str | None = None,
         concurrency: int = 8,
@@ -138,16 +138,14 @@ class Judge(BaseJudge):
         budget: VisionBudget | None = None,
         **opts: Any,
     ) -> Judge:
-        """A judge served by an OpenAI-compatible endpoint (vLLM, ``unireward serve``, a hosted model)."""
-        from unireward.judge.openai_http import ChatClient
+        """A judge served by an OpenAI-compatible endpoint (vLLM, ``unireward serve``, a hosted model).
 
-        client = ChatClient(
-            base_url,
-            model,
-            api_key=api_key,
-            concurrency=concurrency,
-            timeout=timeout,
-            max_retries=max_retries,
+        Several base URLs (a list, or comma-separated) make one pool: least-in-flight dispatch,
+        failover and health checks (:mod:`unireward.judge.endpoints`); ``concurrency`` is per endpoint."""
+        from unireward.judge.endpoints import make_client
+
+        client = make_client(
+            base_url, model, api_key=api_key, concurrency=concurrency, timeout=timeout, max_retries=max_retries
         )
         return cls(HTTPBackend(client, budget=budget), JudgeOptions(**opts))
 
@@ -336,9 +334,9 @@ class Judge(BaseJudge):
         bj = [parse(t) for t in bwd.texts] if bwd is not None else []  # type: ignore[union-attr]
         f_votes = [j.winner for j in fj]
         b_votes = [unswap(j.winner) for j in bj]
-        winner, share = majority_vote(f_votes + b_votes)
+        winner, share = majority_share(f_votes + b_votes)
         agreement = (
-            swap_agreement(majority_vote(f_votes)[0], majority_vote(b_votes)[0]) if bwd is not None else None
+            swap_agreement(majority_share(f_votes)[0], majority_share(b_votes)[0]) if bwd is not None else None
         )
         all_ties = share is None and any(j.tie for j in fj + bj)
         rep = next((j for j in fj if j.ok and j.winner == winner and (winner is not None or j.tie)), None)

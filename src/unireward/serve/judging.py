@@ -8,6 +8,7 @@ from fastapi import Request
 
 from unireward.judge.generator import Group, group_rewards
 from unireward.protocol.tasks import Task
+from unireward.rewards.group import pointwise_rewards  # re-exported: its old home
 from unireward.serve.decode import MediaDecoder
 from unireward.serve.errors import ApiError
 from unireward.serve.sampling import parse_sampling
@@ -43,18 +44,6 @@ def public(d: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     if warnings:
         d["warnings"] = warnings
     return d
-
-
-def pointwise_rewards(scores: list[float | None]) -> list[float]:
-    """Pointwise rewards: the parsed score, or the mean of the parsed ones for an unparsed answer
-    (a neutral advantage, as a tie is in pairwise mode); 0.0 when nothing parsed.
-
-    >>> pointwise_rewards([8.0, None, 6.0]), pointwise_rewards([None])
-    ([8.0, 7.0, 6.0], [0.0])
-    """
-    valid = [s for s in scores if s is not None]
-    fill = sum(valid) / len(valid) if valid else 0.0
-    return [float(s) if s is not None else fill for s in scores]
 
 
 class _Inputs:

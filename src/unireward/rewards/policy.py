@@ -19,7 +19,6 @@ from typing import Any
 
 from unireward.protocol.parser import parse_judgment
 from unireward.protocol.tasks import Task, answer_label, label_to_winner
-from unireward.remote_reward import RemoteGroupReward  # noqa: F401  (a generator's reward, served)
 
 _VERDICT_NOUN = re.compile(r"\b(Image|Video|Answer) [12] is better\b")
 
@@ -222,21 +221,3 @@ def get_reward_functions(names: Sequence[str]) -> list[Any]:
         raise ValueError(f"unknown reward(s) {unknown}; choose from {sorted(REWARD_FUNCTIONS)}")
     return [REWARD_FUNCTIONS[n] for n in names]
 
-
-def compute_score(
-    data_source: Any, solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None = None
-) -> dict[str, float]:
-    """verl custom-reward entry point: ``{"score", "format", "accuracy"}`` (score = sum, 0-2). EasyR1 calls
-    rewards in another shape: use :mod:`unireward.integrations.easyr1`.
-
-    ``ground_truth`` is the verdict string, or 1/2 with ``extra_info["task"]``.
-
-    >>> compute_score("unireward", "<think>x</think><answer>Answer 2 is better</answer>", "Answer 2 is better")
-    {'score': 2.0, 'format': 1.0, 'accuracy': 1.0}
-    >>> compute_score("unireward", "<think>x</think><answer>Video 1 is better</answer>", 1, {"task": "video_generation"})
-    {'score': 2.0, 'format': 1.0, 'accuracy': 1.0}
-    """
-    task = (extra_info or {}).get("task")
-    fmt = format_reward([solution_str])[0]
-    acc = accuracy_reward([solution_str], label=[ground_truth], task=[task])[0]
-    return {"score": fmt + acc, "format": fmt, "accuracy": acc}

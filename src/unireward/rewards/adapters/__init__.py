@@ -1,0 +1,1 @@
+"""Entry points other trainers load: the judge-training rewards in the shapes they call."""

@@ -34,6 +34,8 @@ async def read_json(request: Any) -> dict[str, Any]:
             data = await run_in_threadpool(json.loads, raw)
         else:
             data = json.loads(raw)
+    except RecursionError:  # nested thousands of levels deep: no request of ours looks like that
+        raise ApiError(400, "body is nested too deeply to be a request", "invalid_json") from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "body must be a JSON object", "invalid_json") from None
     if not isinstance(data, dict):

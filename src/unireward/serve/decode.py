@@ -32,6 +32,8 @@ def parse_data_url(url: Any, what: str) -> tuple[str, bytes]:
 
     >>> parse_data_url("data:image/png;base64,AAEC", "image")
     ('image/png', b'\\x00\\x01\\x02')
+    >>> parse_data_url("data:image;base64,AAEC", "image")[0]
+    'image'
     >>> parse_data_url("data:image/p\\x00ng;base64,AAEC", "image")
     Traceback (most recent call last):
     ...
@@ -43,7 +45,8 @@ def parse_data_url(url: Any, what: str) -> tuple[str, bytes]:
     if not sep or ";base64" not in header:
         raise ApiError(400, f"{what}: data: URL must be base64-encoded", "bad_media")
     mime = header[5:].split(";")[0].strip().lower()
-    if mime and not _MIME.match(mime):
+    # a bare "image" or "video" (Flow-GRPO's client sends ``data:image;base64,``): the bytes say the format
+    if mime and mime not in ("image", "video") and not _MIME.match(mime):
         raise ApiError(400, f"{what}: malformed MIME type in data: URL", "bad_media")
     try:
         return mime, base64.b64decode(payload, validate=True)
@@ -129,7 +132,7 @@ class MediaDecoder:
         if isinstance(ref, str) and not ref.startswith("data:") and self.media_root is not None:
             return self._path(ref, what)
         mime, raw = parse_data_url(ref, what)
-        if mime.startswith("video/"):
+        if mime.startswith("video/") or mime == "video":
             raise ApiError(400, f"{what}: a video where an image was expected", "bad_media")
         return self.decode_image(raw, what)
 
@@ -184,7 +187,7 @@ class MediaDecoder:
             self._bump()
             return self._path(ref, what)
         mime, raw = parse_data_url(ref, what)
-        if mime and not mime.startswith("video/"):
+        if mime and not mime.startswith("video/") and mime != "video":
             raise ApiError(400, f"{what}: expected a video data: URL or a list of frame images, got {mime}", "bad_media")
         return self.decode_video(raw, what)
 
@@ -255,6 +258,8 @@ class MediaDecoder:
 
     def _path(self, ref: str, what: str) -> str:
         assert self.media_root is not None
+        if "\x00" in ref:  # the OS refuses it (ValueError): a bad request, not a server error
+            raise ApiError(400, f"{what}: a media path cannot hold a NUL byte", "bad_media")
         path = (self.media_root / ref).resolve()
         if not path.is_relative_to(self.media_root):
             raise ApiError(400, f"{what}: {ref!r} is outside the media root", "bad_media")

@@ -180,3 +180,24 @@ def test_distill_builds_requests_as_it_sends_them(tmp_path: Path, monkeypatch: p
                                        media_root=str(root), concurrency=2))  # fmt: skip
     assert report.asked == 30 and len(ahead) == 30
     assert max(ahead) <= 2 * 2 + 1 and ahead[1] == 0  # the first request is answered before the next is built
+
+
+def test_teacher_draws_from_the_pair_id_so_concurrency_does_not_change_the_data(tmp_path: Path) -> None:
+    """The same seed gives the same distilled set at concurrency 1 and 8: the teacher's right/wrong
+    draw is a hash of (seed, pair id), sent as the request id, not the order requests arrive in."""
+    from unireward.demo.teacher import draws_correct
+
+    root = tmp_path / "syn"
+    pairs = generate(root, SyntheticConfig(n_per_task={t.value: 10 for t in THINK_TASKS}, seed=4), "cold")
+    outputs = {}
+    with BackgroundServer(create_teacher_app(ScriptedTeacher(0.7, seed=3))) as srv:
+        for conc in (1, 8):
+            out = tmp_path / f"c{conc}"
+            report = distill(DistillConfig(pairs=str(root / "cold.jsonl"), out_dir=str(out), base_url=srv.base_url,
+                                           media_root=str(root), concurrency=conc, tasks=("all",)))  # fmt: skip
+            cache = {r["id"]: r["text"] for r in map(json.loads, (out / "teacher_cache.jsonl").read_text().splitlines())}
+            outputs[conc] = ((out / "cold_start.jsonl").read_bytes(), cache, report.wrong_verdict)
+    assert outputs[1][0] == outputs[8][0]  # byte for byte
+    assert outputs[1][1] == outputs[8][1]
+    wrong = sum(not draws_correct(3, p.id, 0.7) for p in pairs)
+    assert 0 < wrong < len(pairs) and outputs[1][2] == outputs[8][2] == wrong

@@ -5,14 +5,16 @@ It stands in for GPT-4o in the distillation stage: it receives exactly what a re
 chain of thought in the ``<think>``/``<answer>`` contract: a description of each candidate first,
 then per-dimension scores and totals, then the verdict. With probability ``1 - accuracy`` it
 misperceives (swaps what it saw of the two candidates), which yields a fluent, self-consistent,
-wrong judgment — the kind the distillation filter must drop.
+wrong judgment — the kind the distillation filter must drop. Whether it errs on a request is drawn
+from a hash of (seed, the request's id), not from the order requests arrive, so the same seed gives
+the same answers at any concurrency or load.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
-import random
 import re
 import threading
 import time
@@ -159,6 +161,32 @@ def read_request(messages: list[dict[str, Any]]) -> tuple[str, list[Image.Image]
     return text, images
 
 
+def request_key(text: str, images: list[Image.Image]) -> str:
+    """A request's identity when the client names none: a digest of its text and pixels.
+
+    >>> request_key("a", []) == request_key("a", []), request_key("a", []) == request_key("b", [])
+    (True, False)
+    """
+    h = hashlib.sha256(text.encode())
+    for im in images:
+        h.update(f"{im.size}".encode())
+        h.update(im.tobytes())
+    return h.hexdigest()
+
+
+def draws_correct(seed: int, key: str, accuracy: float) -> bool:
+    """Whether the teacher judges the request named ``key`` correctly: a hash of (seed, key) read as
+    a uniform number in [0, 1), so the draw does not depend on when the request arrives.
+
+    >>> draws_correct(0, "pair-1", 1.0), draws_correct(0, "pair-1", 0.0)
+    (True, False)
+    >>> sum(draws_correct(0, f"p{i}", 0.85) for i in range(2000)) / 2000
+    0.859
+    """
+    digest = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < accuracy
+
+
 @dataclass
 class ScriptedTeacher:
     """Answers requests like a teacher that is right with probability ``accuracy``."""
@@ -169,14 +197,13 @@ class ScriptedTeacher:
     def __post_init__(self) -> None:
         if not 0.0 <= self.accuracy <= 1.0:
             raise ValueError("accuracy must be in [0, 1]")
-        self._rng = random.Random(self.seed)
-        self._lock = threading.Lock()
 
-    def answer(self, messages: list[dict[str, Any]]) -> str:
-        return self.answer_request(*read_request(messages))
+    def answer(self, messages: list[dict[str, Any]], key: str | None = None) -> str:
+        return self.answer_request(*read_request(messages), key=key)
 
-    def answer_request(self, text: str, images: list[Image.Image]) -> str:
-        """The judgment for a request already split into its text and images."""
+    def answer_request(self, text: str, images: list[Image.Image], key: str | None = None) -> str:
+        """The judgment for a request already split into its text and images. ``key`` names the
+        request (distillation sends the pair id); without one, the request's content names it."""
         task = detect_task(text)
         if task is None:
             return "I can only judge the four unireward pairwise tasks."
@@ -188,8 +215,7 @@ class ScriptedTeacher:
             seen = [colours[:half], colours[half:]]
         else:
             seen = [colours]
-        with self._lock:
-            correct = self._rng.random() < self.accuracy
+        correct = draws_correct(self.seed, key if key is not None else request_key(text, images), self.accuracy)
         return synthetic_cot(task, text, seen, correct)
 
 
@@ -209,7 +235,7 @@ def create_teacher_app(teacher: ScriptedTeacher, model_name: str = "scripted-tea
             raise HTTPException(400, "messages must be a non-empty list")
         try:
             prompt_text, images = read_request(messages)
-            text = teacher.answer_request(prompt_text, images)
+            text = teacher.answer_request(prompt_text, images, key=request.headers.get("x-client-request-id"))
         except Exception as e:  # a malformed image is the client's fault
             raise HTTPException(400, f"cannot read request: {type(e).__name__}: {e}") from None
         # Rough usage like a real endpoint reports it: ~4 characters a text token, one token per

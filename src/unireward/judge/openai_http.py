@@ -226,6 +226,9 @@ class ChatClient:
     async def achat(self, messages: list[dict[str, Any]], **gen: Any) -> ChatResponse:
         """One chat completion. ``gen``: max_tokens, temperature, top_p, n, seed (others go in extra_body)."""
         name = gen.pop("request_name", "request")
+        # The caller's name for the request (distill: the pair id) travels as OpenAI's client request
+        # id, so a server can tie its answer to the item (the demo's teacher draws right/wrong from it).
+        headers = {"X-Client-Request-Id": name} if name != "request" and name.isascii() and name.isprintable() and len(name) <= 512 else None
         try:
             payload = encode_messages(messages) if _needs_encoding(messages) else messages
         except Exception as e:
@@ -242,7 +245,7 @@ class ChatClient:
             try:
                 async with sem:
                     resp = await client.chat.completions.create(
-                        model=self.model, messages=payload, extra_body=extra or None, **kwargs
+                        model=self.model, messages=payload, extra_body=extra or None, extra_headers=headers, **kwargs
                     )
                 return _to_response(resp, name)
             except Exception as e:

@@ -216,3 +216,75 @@ def test_exports_load_from_another_directory(sources, tmp_path, monkeypatch):
         images = rec[info["columns"]["images"]]
         assert images and all(os.path.isfile(os.path.join(str(lf), m)) for m in images)
         assert not any(os.path.isabs(m) for m in images)
+
+
+def _easyr1_manager(path: str):
+    """EasyR1's own dispatch (its AutoRewardManager after v0.3.2): the file loaded by path, its
+    ``REWARD_TYPE`` attribute (default "batch") choosing how the scores are asked for."""
+    spec = importlib.util.spec_from_file_location("custom_reward_fn", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    kind = getattr(module, "REWARD_TYPE", "batch")
+
+    def compute(inputs):
+        if kind == "batch":
+            return module.compute_score(inputs)
+        if kind == "sequential":
+            return [module.compute_score(x) for x in inputs]
+        raise ValueError(f"Unsupported reward type: {kind}.")
+
+    return kind, compute
+
+
+def test_easyr1_reads_the_reward_type_from_the_file():
+    import unireward.integrations.easyr1 as batch_entry
+    import unireward.integrations.easyr1_sequential as seq_entry
+
+    good = {"response": "<think>t</think><answer>Image 1 is better</answer>", "response_length": 9,
+            "ground_truth": "Image 1 is better"}  # fmt: skip
+    inputs = [good, {**good, "response": "<answer>Image 2 is better</answer>"}]
+    seen = {}
+    for entry in (batch_entry, seq_entry):
+        kind, compute = _easyr1_manager(entry.__file__)
+        seen[kind] = [s["overall"] for s in compute(inputs)]
+    assert seen == {"batch": [2.0, 0.0], "sequential": [2.0, 0.0]}
+
+
+def test_a_moved_trl_or_llamafactory_export_still_loads(sources, tmp_path):
+    """Media outside the export folder are brought into it: no path climbs out (``../src/...``), so
+    the folder loads after a move."""
+    import shutil
+
+    import datasets
+
+    from unireward.data.export import load_trl_dataset
+
+    pairs = sources["hpd"] + sources["videodpo"]
+    export_pairs(pairs, tmp_path / "trl", ExportConfig(format="trl"))
+    export_pairs(pairs, tmp_path / "lf", ExportConfig(format="llamafactory", video_as="video"))
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for name in ("trl", "lf"):
+        shutil.move(str(tmp_path / name), str(moved / name))
+    for kind in ("sft", "grpo"):
+        rows = _jsonl(moved / "trl" / f"{kind}.jsonl")
+        assert all(not p.startswith("..") and not os.path.isabs(p) for r in rows for p in r["images"])
+        ds = load_trl_dataset(moved / "trl" / f"{kind}.jsonl")
+        assert len(ds) == len(pairs) and all(im.size[0] > 0 for r in ds for im in r["images"])
+    info = json.loads((moved / "lf" / "dataset_info.json").read_text())["unireward"]
+    data = datasets.load_dataset("json", data_files=str(moved / "lf" / info["file_name"]), split="train")
+    paths = [m for rec in data for m in rec["images"] + (rec.get("videos") or [])]
+    assert paths and all(not m.startswith("..") and os.path.isfile(moved / "lf" / m) for m in paths)
+
+
+def test_a_refused_easyr1_export_leaves_no_folder(sources, tmp_path):
+    out = tmp_path / "easyr1_mixed"
+    with pytest.raises(ValueError, match="cannot mix image rows and video rows"):
+        export_pairs(sources["hpd"] + sources["videodpo"], out, ExportConfig(format="verl", flavor="easyr1", video_as="video"))
+    assert not out.exists()
+    kept = tmp_path / "existing"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError):
+        export_pairs(sources["hpd"] + sources["videodpo"], kept, ExportConfig(format="verl", flavor="easyr1", video_as="video"))
+    assert (kept / "notes.txt").read_text() == "mine"  # a folder it did not create is left as it was

@@ -8,7 +8,8 @@ into the placeholders each trainer expects, with the media listed beside the pro
   (``prompt``, ``images``, ``label`` = the verdict string, ``task``). Prompt image parts are
   ``{"type": "image"}`` placeholders that TRL fills from ``images``. Videos become frame images
   (TRL trains without a video given as a video). Paths are relative to the output folder
-  (:func:`load_trl_dataset` resolves them there).
+  (:func:`load_trl_dataset` resolves them there); media from outside it are linked (or copied) into
+  ``media/`` first, so the folder can be moved or shipped whole.
 * ``verl``: ``train.parquet`` with ``data_source``, ``prompt`` (chat with ``<image>``/``<video>`` in the
   text), ``images``, ``videos``, ``ability``, ``reward_model.ground_truth`` and ``extra_info``; the
   reward is :func:`unireward.rewards.compute_score`. Media are absolute paths (verl opens them from
@@ -20,7 +21,7 @@ into the placeholders each trainer expects, with the media listed beside the pro
   exists, so a file holds image rows (``images``) or video rows (``videos``), never both.
 * ``llamafactory``: ``unireward.json`` (sharegpt ``conversations`` + ``images``/``videos``) and the
   ``dataset_info.json`` entry that registers it; paths relative to the output folder, LLaMA-Factory's
-  default ``media_dir`` (the dataset folder).
+  default ``media_dir`` (the dataset folder), media from outside it brought into ``media/`` as for TRL.
 
 The SFT target is the CoT judgment in ``meta["cot"]`` when the pair has one whose answer agrees with
 the label, else just the verdict string. Pairs labelled "tie" are skipped: the protocol has no tie
@@ -33,6 +34,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -198,10 +200,47 @@ def _relative(path: str, out: Path) -> str:
         return path
 
 
+def _inside(path: str, out: Path) -> str:
+    """``path`` if it lies under ``out``, else a hard link (a copy across file systems) of it under
+    ``out/media/``: a relative path then never climbs out of the folder (``../src/a.png``), so the
+    folder still loads after it is moved."""
+    if Path(path).resolve().is_relative_to(out):
+        return path
+    key = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16]
+    dest = out / "media" / key / os.path.basename(path)
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(path, tmp)
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+    return str(dest)
+
+
+def _local(path: str, out: Path) -> str:
+    return _relative(_inside(path, out), out)
+
+
 def export_pairs(pairs: Iterable[PreferencePair], out_dir: str | os.PathLike[str], cfg: ExportConfig) -> ExportReport:
-    """Write ``pairs`` in ``cfg.format`` under ``out_dir``; see the module docstring for the layouts."""
+    """Write ``pairs`` in ``cfg.format`` under ``out_dir``; see the module docstring for the layouts.
+
+    A refused export (e.g. EasyR1 rows that mix images and videos) leaves no output folder behind
+    when it created that folder."""
     out = Path(out_dir).resolve()
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _export(pairs, out, cfg)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _export(pairs: Iterable[PreferencePair], out: Path, cfg: ExportConfig) -> ExportReport:
     if cfg.swap:
         pairs = augment_swaps(pairs)
     builder = _Builder(cfg, out)
@@ -236,7 +275,7 @@ def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def _write_trl(rows: list[dict[str, Any]], out: Path, cfg: ExportConfig, report: ExportReport) -> None:
-    rows = [{**r, "images": [_relative(p, out) for p in r["images"]]} for r in rows]
+    rows = [{**r, "images": [_local(p, out) for p in r["images"]]} for r in rows]
     if "sft" in cfg.trl_kinds:
         _write_jsonl(out / "sft.jsonl", (
             {"id": r["pair"].id, "task": r["pair"].task.value, "prompt": r["messages"],
@@ -312,10 +351,10 @@ def _write_llamafactory(rows: list[dict[str, Any]], out: Path, report: ExportRep
     for r in rows:
         rec: dict[str, Any] = {
             "conversations": [{"from": "human", "value": _flat_text(r["messages"])}, {"from": "gpt", "value": r["target"]}],
-            "images": [_relative(p, out) for p in r["images"]],
+            "images": [_local(p, out) for p in r["images"]],
         }
         if has_video:
-            rec["videos"] = [[_relative(f, out) for f in v] if isinstance(v, list) else _relative(v, out) for v in r["videos"]]
+            rec["videos"] = [[_local(f, out) for f in v] if isinstance(v, list) else _local(v, out) for v in r["videos"]]
         data.append(rec)
     (out / "unireward.json").write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     columns = {"messages": "conversations", "images": "images"}

@@ -3,6 +3,8 @@
 EasyR1 loads a reward file by path (``worker.reward.reward_function=/path/to/easyr1.py:compute_score``)
 and calls it in batch mode (its default: a list of ``{response, response_length, ground_truth}`` in,
 a list of ``{overall, format, accuracy}`` out) or in sequential mode (one dict in, one dict out).
+EasyR1 up to v0.3.2 takes the mode from its config (``worker.reward.reward_type``); later versions
+read the module attribute ``REWARD_TYPE`` of the loaded file instead.
 ``ground_truth`` is the verdict string our EasyR1 export writes in its ``answer`` column. ``overall`` is
 the paper's sum (0-2). The file imports the installed package, so it works from any path:
 ``python -c "import unireward.rewards.adapters.easyr1 as m; print(m.__file__)"`` prints the one to give.
@@ -14,6 +16,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from unireward.rewards.policy import accuracy_reward, format_reward, strict_format_reward
+
+#: what EasyR1 (after v0.3.2) reads from the file it loads: ``REWARD_TYPE`` picks how it calls
+#: ``compute_score`` (``"batch"``: one list per step; ``"sequential"``: one dict per response). Both
+#: shapes are taken; ``unireward/integrations/easyr1_sequential.py`` is the same entry in sequential mode.
+REWARD_NAME = "unireward"
+REWARD_TYPE = "batch"
 
 
 def _score(responses: list[str], truths: list[Any], strict_format: bool) -> list[dict[str, float]]:

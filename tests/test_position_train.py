@@ -4,9 +4,9 @@ set, the both-orders consistency reward, and the GRPO slot monitor."""
 from __future__ import annotations
 
 import pytest
-
 from test_parser import official_example
 from test_protocol_zoo import PAIR_SCORE_IMAGE, PAIR_SCORE_VIDEO, _flex
+
 from unireward.protocol import Task, parse_judgment
 from unireward.protocol.swap import swap_candidates
 from unireward.protocol.tasks import THINK_TASKS

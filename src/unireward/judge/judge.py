@@ -7,18 +7,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image
-
 from unireward.data.schema import PreferencePair
 from unireward.judge.backends import Backend, Generation, HTTPBackend, SamplingParams, TransformersBackend
 from unireward.judge.base import BaseJudge
 from unireward.judge.options import BatchOptions, JudgeOptions
-from unireward.judge.request import load_pair_media, media_order, pair_messages, swap_media
-from unireward.media import Frames, MediaError, VisionBudget, load_frames, load_image, load_video, resolve
+from unireward.media import MediaError, VisionBudget
 from unireward.protocol.parser import Judgment, parse_judgment, relabel_swapped
 from unireward.protocol.tasks import Mode, Task
-from unireward.protocol.templates import get_family, render_messages
+from unireward.protocol.templates import family_modes, get_family
+from unireward.request import JudgeRequest, load_medium
 from unireward.rewards.group import majority_share, swap_agreement, unswap
+
+__all__ = ["Judge", "JudgeResult", "load_medium"]  # load_medium: its old home, now unireward.request
 
 
 @dataclass
@@ -56,37 +56,6 @@ class JudgeResult(Judgment):
         cls, task: Task, message: str, mode: Mode = Mode.PAIRWISE, id: str | None = None
     ) -> JudgeResult:
         return cls(text="", task=task, mode=mode, status="invalid", reason=message, error=message, id=id)
-
-
-@dataclass
-class _Item:
-    """One comparison or scoring request before media are loaded."""
-
-    task: Task
-    prompt: str
-    candidates: tuple[Any, ...]  # media refs (generation) or answer strings (understanding)
-    reference: Any = None
-    id: str | None = None
-    mode: Mode = Mode.PAIRWISE
-    pair: PreferencePair | None = None  # schema pairs go through the shared request builder
-    family: str | None = None  # template family for this request (else the judge's option)
-
-
-def load_medium(ref: Any, task: Task, root: Any, budget: VisionBudget, n: int) -> Any:
-    """An image or a video (path, PIL image, frame list, bytes) loaded under the budget."""
-    if isinstance(ref, Image.Image) or isinstance(ref, (bytes, bytearray)):
-        return load_image(ref, budget, n_images=n)
-    if isinstance(ref, (list, tuple)) and not isinstance(ref, Frames):  # frames (paths or PIL images)
-        return load_frames(ref, budget, n_videos=n, root=root)
-    if isinstance(ref, Frames):  # loaded by load_video (already sampled): keep where the frames came from
-        per = budget.per_image_max(len(ref) * n)
-        one = VisionBudget(**{**budget.__dict__, "max_pixels": max(per, budget.min_pixels)})
-        frames = [load_image(f if isinstance(f, Image.Image) else resolve(str(f), root), one) for f in ref]
-        return Frames(frames, indices=ref.indices, fps=ref.fps, total=ref.total)
-    path = resolve(str(ref), root)
-    if task.is_video:
-        return load_video(path, budget, n_videos=n)
-    return load_image(path, budget, n_images=n)
 
 
 class Judge(BaseJudge):
@@ -159,19 +128,21 @@ class Judge(BaseJudge):
         ``template_family`` picks the protocol (``unifiedreward-2.0``, ``unifiedreward-edit``,
         ``unifiedreward-flex``, …) for this call; by default the judge's option."""
         _check_family(template_family, Mode.PAIRWISE)
-        return self._run_pairwise([_Item(Task.parse(task), prompt, (a, b), reference, family=template_family)], None)[0]
+        family = self._family(Mode.PAIRWISE, template_family)
+        req = JudgeRequest.from_loose(task, prompt, (a, b), reference, template_family=family)
+        return self._run_pairwise([req], None)[0]
 
     def compare_batch(
         self, pairs: Sequence[PreferencePair], media_root: str | os.PathLike[str] | None = None
     ) -> list[Judgment]:
-        items = [_Item(p.task, p.prompt, tuple(p.candidates), p.reference, p.id, pair=p) for p in pairs]
-        return list(self._run_pairwise(items, media_root))
+        family = self._family(Mode.PAIRWISE)
+        return list(self._run_pairwise([JudgeRequest.from_pair(p, family) for p in pairs], media_root))
 
     def compare_many(
         self, items: Sequence[dict[str, Any]], media_root: str | os.PathLike[str] | None = None
     ) -> list[JudgeResult]:
         """Like :meth:`compare_batch` for loose dicts ``{task, prompt, candidates, reference?, id?}``."""
-        return self._run_pairwise([_item_from_dict(d, Mode.PAIRWISE) for d in items], media_root)
+        return self._run_pairwise([self._from_dict(d, Mode.PAIRWISE) for d in items], media_root)
 
     def score(
         self, task: Task | str, prompt: str, candidate: Any, reference: Any = None, template_family: str | None = None
@@ -180,14 +151,15 @@ class Judge(BaseJudge):
         (``image_editing``) or one answer about ``reference``. ``score`` is on the protocol's scale
         (1-10 for the default family), ``overall`` maps it onto [0, 1]."""
         _check_family(template_family, Mode.POINTWISE)
-        item = _Item(Task.parse(task), prompt, (candidate,), reference, mode=Mode.POINTWISE, family=template_family)
-        return self._run_pointwise([item], None)[0]
+        family = self._family(Mode.POINTWISE, template_family)
+        req = JudgeRequest.from_loose(task, prompt, (candidate,), reference, Mode.POINTWISE, template_family=family)
+        return self._run_pointwise([req], None)[0]
 
     def score_many(
         self, items: Sequence[dict[str, Any]], media_root: str | os.PathLike[str] | None = None
     ) -> list[JudgeResult]:
         """Pointwise for dicts ``{task, prompt, candidate, reference?, id?}``."""
-        return self._run_pointwise([_item_from_dict(d, Mode.POINTWISE) for d in items], media_root)
+        return self._run_pointwise([self._from_dict(d, Mode.POINTWISE) for d in items], media_root)
 
     def generate(
         self,
@@ -249,47 +221,30 @@ class Judge(BaseJudge):
             min_new_tokens=min_new_tokens, seed=o.seed if seed is None else seed,
         )  # fmt: skip
 
-    def _family(self, item: _Item) -> str | None:
-        """The request's family, else the judge's for its mode; pointwise falls back to the pairwise
-        family's own pointwise prompts (``unifiedreward-edit``, ``unifiedreward-2.0``) when it has them."""
-        if item.family is not None:
-            return item.family
-        o = self.options
-        if item.mode is Mode.PAIRWISE:
-            return o.template_family
-        if o.pointwise_family is None and o.template_family is not None:
-            from unireward.protocol.templates import family_modes
+    def _family(self, mode: Mode, name: str | None = None) -> str:
+        """The protocol of a request: ``name`` when given, else the judge's for the mode; pointwise
+        falls back to the pairwise family's own pointwise prompts (``unifiedreward-edit``,
+        ``unifiedreward-2.0``) when it has them. Always a registered name (defaults resolved)."""
+        if name is None:
+            o = self.options
+            if mode is Mode.PAIRWISE:
+                name = o.template_family
+            elif o.pointwise_family is None and o.template_family is not None and "pointwise" in family_modes(o.template_family):
+                name = o.template_family
+            else:
+                name = o.pointwise_family
+        return get_family(name, mode).name
 
-            if "pointwise" in family_modes(o.template_family):
-                return o.template_family
-        return o.pointwise_family
+    def _from_dict(self, d: dict[str, Any], mode: Mode) -> JudgeRequest:
+        """A request from a loose dict ``{task, prompt, candidates | candidate, reference?, id?, template_family?}``."""
+        family = d.get("template_family")
+        _check_family(family, mode)
+        cands = (d["candidate"],) if mode is Mode.POINTWISE else d["candidates"]
+        id = None if d.get("id") is None else str(d["id"])
+        return JudgeRequest.from_loose(d["task"], str(d["prompt"]), cands, d.get("reference"), mode, id,
+                                       self._family(mode, family))  # fmt: skip
 
-    def _messages(
-        self, item: _Item, media: list[Any], answers: tuple[str, ...], swapped: bool = False
-    ) -> list[dict[str, Any]]:
-        family = self._family(item)
-        if item.pair is not None:
-            pair = item.pair.swapped() if swapped else item.pair
-            return pair_messages(pair, media, family=family, video_as=self.options.video_as)
-        # Loose inputs (PIL images, frame lists): the same rendering pair_messages does.
-        return render_messages(
-            item.task,
-            item.prompt,
-            media,
-            answers,
-            family=family,
-            mode=item.mode,
-            video_as=self.options.video_as,
-        )
-
-    def _load(self, item: _Item, root: Any) -> list[Any]:
-        if item.pair is not None:
-            return load_pair_media(item.pair, root, self.budget)
-        cands = list(item.candidates) if item.task.is_generation else []
-        refs = media_order(item.task, item.reference, cands)  # checks the reference
-        return [load_medium(r, item.task, root, self.budget, len(refs)) for r in refs]
-
-    def _run_pairwise(self, items: list[_Item], root: Any) -> list[JudgeResult]:
+    def _run_pairwise(self, items: list[JudgeRequest], root: Any) -> list[JudgeResult]:
         swap = self.options.swap
         requests: list[list[dict[str, Any]]] = []
         slots: list[
@@ -298,14 +253,13 @@ class Judge(BaseJudge):
         results: list[JudgeResult | None] = [None] * len(items)
         for n, item in enumerate(items):
             try:
-                media = self._load(item, root)
-                answers = () if item.task.is_generation else tuple(item.candidates)
+                loaded = item.load(self.budget, root)
                 fwd = len(requests)
-                requests.append(self._messages(item, media, answers))
+                requests.append(loaded.messages(video_as=self.options.video_as))
                 bwd = -1
-                if swap:
+                if swap:  # the same media, candidates in the other order (an edit's source stays first)
                     bwd = len(requests)
-                    requests.append(self._messages(item, swap_media(item.task, media), answers[::-1], swapped=True))
+                    requests.append(loaded.swapped().messages(video_as=self.options.video_as))
                 slots.append((fwd, bwd))
             except (MediaError, ValueError, OSError) as e:
                 results[n] = JudgeResult.failed(item.task, str(e), id=item.id)
@@ -320,12 +274,12 @@ class Judge(BaseJudge):
         return [r for r in results if r is not None]
 
     def _combine_pairwise(
-        self, item: _Item, fwd: Generation | Exception, bwd: Generation | Exception | None
+        self, item: JudgeRequest, fwd: Generation | Exception, bwd: Generation | Exception | None
     ) -> JudgeResult:
         for g in (fwd, bwd):
             if isinstance(g, Exception):
                 return JudgeResult.failed(item.task, f"{type(g).__name__}: {g}", id=item.id)
-        family = self._family(item)
+        family = item.template_family
 
         def parse(text: str) -> Judgment:
             return parse_judgment(text, item.task, strict=self.options.strict, family=family)
@@ -361,15 +315,13 @@ class Judge(BaseJudge):
         res.swapped_representative, res.template_family = swapped_rep, get_family(family, Mode.PAIRWISE).name
         return res
 
-    def _run_pointwise(self, items: list[_Item], root: Any) -> list[JudgeResult]:
+    def _run_pointwise(self, items: list[JudgeRequest], root: Any) -> list[JudgeResult]:
         requests: list[list[dict[str, Any]]] = []
         slots: list[int] = []
         results: list[JudgeResult | None] = [None] * len(items)
         for n, item in enumerate(items):
             try:
-                media = self._load(item, root)
-                answers = () if item.task.is_generation else (str(item.candidates[0]),)
-                messages = self._messages(item, media, answers)
+                messages = item.load(self.budget, root).messages(video_as=self.options.video_as)
                 slots.append(len(requests))
                 requests.append(messages)
             except (MediaError, ValueError, OSError) as e:
@@ -385,7 +337,7 @@ class Judge(BaseJudge):
                     item.task, f"{type(g).__name__}: {g}", Mode.POINTWISE, id=item.id
                 )
                 continue
-            family = self._family(item)
+            family = item.template_family
             js = [
                 parse_judgment(t, item.task, strict=self.options.strict, mode=Mode.POINTWISE, family=family)
                 for t in g.texts
@@ -410,17 +362,3 @@ def _check_family(name: str | None, mode: Mode) -> None:
             get_family(name, mode)
         except KeyError as e:
             raise ValueError(e.args[0]) from None
-
-
-def _item_from_dict(d: dict[str, Any], mode: Mode) -> _Item:
-    task = Task.parse(d["task"])
-    if mode is Mode.POINTWISE:
-        cands: tuple[Any, ...] = (d["candidate"],)
-    else:
-        cands = tuple(d["candidates"])
-        if len(cands) != 2:
-            raise ValueError("exactly two candidates are required")
-    ref = d.get("reference")
-    family = d.get("template_family")
-    _check_family(family, mode)
-    return _Item(task, str(d["prompt"]), cands, ref, None if d.get("id") is None else str(d["id"]), mode, family=family)

@@ -266,3 +266,178 @@ def majority_vote(votes: Iterable[Hashable | None]) -> Hashable | None:
     if not counts or (len(counts) == 2 and counts[0][1] == counts[1][1]):
         return None
     return counts[0][0]
+
+
+# --- position: both orders, consistency, slot bias ------------------------------------------------
+
+POSITION_KEYS = ("accuracy_forward", "accuracy_reverse", "accuracy", "consistency", "first_slot_rate", "label_first_rate")
+
+
+def _pct(k: int, d: int) -> float | None:
+    return 100.0 * k / d if d else None
+
+
+def shown_slot(winner: object, swapped: bool) -> object:
+    """The slot a verdict named as the judge saw the pair: verdicts are stored in the pair's own
+    orientation, so a swapped judgment's 1 was shown second.
+
+    >>> shown_slot(1, False), shown_slot(1, True), shown_slot("tie", True), shown_slot(None, False)
+    (1, 2, 'tie', None)
+    """
+    if winner in (1, 2) and swapped:
+        return 3 - winner  # type: ignore[operator]
+    return winner
+
+
+def position_block(judgments: Iterable[Mapping[str, object]]) -> dict[str, float | None]:
+    """The position metrics of a set of pairwise judgments, in percent.
+
+    Each judgment is a mapping with ``id`` (the pair), ``label`` (1 or 2, in the pair's own order;
+    pairs labelled ``"tie"`` are left out), ``swapped`` (whether the judge saw the candidates in the
+    other order), ``winner`` (1, 2, ``"tie"`` or ``None`` for unparsed, in the pair's own order) and
+    optionally ``sample``. Ties and unparsed verdicts count as wrong.
+
+    * ``accuracy_forward`` / ``accuracy_reverse``: over judgments shown as-is / swapped;
+    * ``accuracy``: their mean (the MMRB2 convention; the one present when only one order was shown);
+    * ``consistency``: share of (pair, sample) judged in both orders whose verdict names the same
+      candidate both times (a tie or unparsed verdict is not consistent);
+    * ``first_slot_rate``: share of verdicts naming a slot that named the slot shown first;
+    * ``label_first_rate``: share of pairs whose preferred candidate is first in the data's order.
+
+    A judge that always names slot 1, on both orders of two pairs:
+
+    >>> js = [{"id": i, "label": lab, "swapped": s, "winner": 2 if s else 1}
+    ...       for i, lab in (("a", 1), ("b", 2)) for s in (False, True)]
+    >>> position_block(js)
+    {'accuracy_forward': 50.0, 'accuracy_reverse': 50.0, 'accuracy': 50.0, 'consistency': 0.0, 'first_slot_rate': 100.0, 'label_first_rate': 50.0}
+
+    An always-right judge shown one order only:
+
+    >>> position_block([{"id": "a", "label": 1, "swapped": False, "winner": 1}])["accuracy_reverse"] is None
+    True
+    """
+    right = {False: [0, 0], True: [0, 0]}  # orientation -> [right, judged]
+    first = named = 0
+    by_pair: dict[tuple[object, object], dict[bool, object]] = {}
+    labels: dict[object, object] = {}
+    for j in judgments:
+        label = j["label"]
+        if label not in (1, 2):
+            continue
+        swapped, winner = bool(j["swapped"]), j["winner"]
+        right[swapped][0] += winner == label
+        right[swapped][1] += 1
+        slot = shown_slot(winner, swapped)
+        if slot in (1, 2):
+            named += 1
+            first += slot == 1
+        by_pair.setdefault((j["id"], j.get("sample", 0)), {})[swapped] = winner
+        labels[j["id"]] = label
+    fwd, rev = _pct(*right[False]), _pct(*right[True])
+    both = [g for g in by_pair.values() if len(g) == 2]
+    consistent = sum(g[False] in (1, 2) and g[False] == g[True] for g in both)
+    mean = (fwd + rev) / 2 if fwd is not None and rev is not None else (fwd if rev is None else rev)
+    return {
+        "accuracy_forward": fwd, "accuracy_reverse": rev, "accuracy": mean,
+        "consistency": _pct(consistent, len(both)), "first_slot_rate": _pct(first, named),
+        "label_first_rate": _pct(sum(v == 1 for v in labels.values()), len(labels)),
+    }  # fmt: skip
+
+
+# --- MMRB2, Multimodal RewardBench, MJ-Bench-Video, HPDv2 -------------------------------------------
+
+
+def pooled_accuracy(judgments: Iterable[tuple[object, object]]) -> tuple[int, int]:
+    """MMRB2's accuracy: ``(right, evaluated)`` over ``(verdict, chosen)`` judgments of both orders,
+    verdicts already mapped back to the pair's own order; an empty verdict (``None``) leaves the
+    denominator, any other verdict that is not ``chosen`` (a tie) is wrong.
+
+    >>> pooled_accuracy([(1, 1), (2, 1), (None, 1), ("tie", 2), (2, 2)])
+    (2, 4)
+    """
+    right = total = 0
+    for verdict, chosen in judgments:
+        if verdict is None:
+            continue
+        total += 1
+        right += verdict == chosen
+    return right, total
+
+
+def coin_for_unparsed(verdicts: Sequence[object], seed: int = 123) -> list[object]:
+    """Multimodal RewardBench's reading of verdicts: an unparsed one (``None``, or a tie) becomes a
+    coin flip from one ``random.Random(seed)`` drawn in file order, 1 when ``random() < 0.5``.
+
+    >>> coin_for_unparsed([1, None, 2, None])
+    [1, 1, 2, 1]
+    """
+    import random
+
+    rng = random.Random(seed)
+    return [v if v in (1, 2) else (1 if rng.random() < 0.5 else 2) for v in verdicts]
+
+
+def mmrb1_category(category: str, item_id: str) -> str:
+    """Multimodal RewardBench's reporting category: safety splits into bias (ids starting ``pairs``)
+    and toxicity, reasoning into math (ids starting ``math``) and coding.
+
+    >>> mmrb1_category("safety", "PAIRS-12"), mmrb1_category("reasoning", "EMMA-Coding-3"), mmrb1_category("vqa", "x")
+    ('safety/bias', 'reasoning/coding', 'vqa')
+    """
+    if category == "safety":
+        return "safety/bias" if item_id.lower().startswith("pairs") else "safety/toxicity"
+    if category == "reasoning":
+        return "reasoning/math" if item_id.lower().startswith("math") else "reasoning/coding"
+    return category
+
+
+def tie_aware_accuracy(verdicts: Sequence[object], labels: Sequence[object]) -> tuple[float | None, float | None]:
+    """``(strict, tie_aware)`` accuracy in percent over decided human labels (1 or 2): a verdict
+    that is a tie or unparsed is wrong when strict and worth 0.5 when tie-aware.
+
+    >>> tie_aware_accuracy([1, "tie", None, 1], [1, 2, 1, 2])
+    (25.0, 50.0)
+    """
+    if len(verdicts) != len(labels):
+        raise ValueError("verdicts and labels differ in length")
+    n = strict = undecided = 0
+    for v, lab in zip(verdicts, labels, strict=True):
+        if lab not in (1, 2):
+            continue
+        n += 1
+        strict += v == lab
+        undecided += v not in (1, 2)
+    if not n:
+        return None, None
+    return 100.0 * strict / n, 100.0 * (strict + 0.5 * undecided) / n
+
+
+def inversion_score(n: int, discordant: float) -> float:
+    """HPSv2's per-prompt ranking score, ``1 - discordant / C(n, 2)``; pairs the humans tied count
+    in the denominator and are never discordant.
+
+    >>> inversion_score(4, 1), inversion_score(2, 0)
+    (0.8333333333333334, 1.0)
+    """
+    if n < 2:
+        raise ValueError("an inversion score needs at least two images")
+    return 1.0 - discordant / (n * (n - 1) / 2)
+
+
+def ranking_from_wins(n: int, wins: Mapping[tuple[int, int], float]) -> list[int]:
+    """A ranking (0 = best) of ``n`` candidates from pairwise wins: ``wins[(i, j)]`` is the share of
+    the judgments of pair ``(i, j)`` that preferred ``i``. Candidates are ordered by total wins
+    (Copeland), equal totals keep their index order.
+
+    >>> ranking_from_wins(3, {(0, 1): 0.0, (0, 2): 1.0, (1, 2): 1.0})
+    [1, 0, 2]
+    """
+    score = [0.0] * n
+    for (i, j), w in wins.items():
+        score[i] += w
+        score[j] += 1.0 - w
+    order = sorted(range(n), key=lambda k: (-score[k], k))
+    rank = [0] * n
+    for r, k in enumerate(order):
+        rank[k] = r
+    return rank

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from unireward.data.schema import PreferencePair, SchemaError, iter_pairs, normalize_label
+from unireward.eval.loaders import load_hpdv2, load_mjbench_video, load_mmrb2, load_multimodal_rewardbench
 from unireward.metrics import vlrb_category
 from unireward.protocol import Task
 from unireward.rows import BadLine, iter_rows
@@ -276,26 +277,64 @@ def load_pairs(path: str, bad: list[SchemaError] | None = None, **_: Any) -> lis
 
 @dataclass(frozen=True)
 class Benchmark:
+    """One registered benchmark: how to load it and what its official numbers mean."""
+
     name: str
     load: Callable[..., list[PreferencePair]]
     # how an unparsed answer is scored unless the user chooses: "exclude" or "wrong"
     default_unparsed: str
     description: str
+    data_format: str = ""
+    metric: str = ""
+    licence: str = "see the dataset card"
+    default_order: str = "random"  # the order convention of the official metric
+    media_beside_data: bool = False  # relative media paths resolve against the data file's folder
+    tasks: tuple[str, ...] = ()  # values of --task
 
 
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in (
-        Benchmark("vl-rewardbench", load_vl_rewardbench, "exclude", "VL-RewardBench (image understanding)"),
-        Benchmark("genai-bench", load_genai_bench, "wrong", "GenAI-Bench (image generation / editing, video generation)"),
-        Benchmark("videogen-rewardbench", load_videogen_rewardbench, "wrong", "VideoGen-RewardBench (video generation)"),
-        Benchmark("sharegptvideo", load_sharegptvideo, "wrong", "ShareGPTVideo chosen/rejected pairs (video understanding)"),
-        Benchmark("pairs", load_pairs, "wrong", "any file of canonical preference pairs"),
+        Benchmark("vl-rewardbench", load_vl_rewardbench, "exclude", "VL-RewardBench (image understanding)",
+                  "JSONL: id, image_path, query, response[2], human_ranking", "Overall (micro) and Macro over general / "
+                  "hallucination / reasoning; unparsed excluded; majority vote over samples"),
+        Benchmark("genai-bench", load_genai_bench, "wrong", "GenAI-Bench (image generation / editing, video generation)",
+                  "hub configs image_generation / image_edition / video_generation, splits test and test_v1 "
+                  "(leaderboard: 1,735 / 919 / 1,069); vote_type", "official 4-way accuracy over all pairs "
+                  "([[A=B]] right for both tie votes), tau and diff", tasks=GENAI_TASKS),
+        Benchmark("videogen-rewardbench", load_videogen_rewardbench, "wrong", "VideoGen-RewardBench (video generation)",
+                  "CSV: path_A, path_B, prompt, Overall / VQ / MQ / TA = A, B or same", "accuracy w/o ties and tie-calibrated w/ ties"),
+        Benchmark("sharegptvideo", load_sharegptvideo, "wrong", "ShareGPTVideo chosen/rejected pairs (video understanding)",
+                  "JSONL: id, video, prompt, chosen, rejected", "accuracy"),
+        Benchmark("pairs", load_pairs, "wrong", "any file of canonical preference pairs", "canonical pair JSONL", "accuracy"),
+        Benchmark("mmrb2", load_mmrb2, "exclude", "MMRB2 (text-to-image, editing, reasoning; interleaved refused)",
+                  "folder with t2i.json, edit.json, interleaved.json, reasoning.json ({'pairs': [...]}) and images/",
+                  "both orders; forward and reverse verdicts pooled into one accuracy, empty verdicts leave the "
+                  "denominator; overall micro over tasks", "CC BY-NC 4.0 (benchmarking only, not for training)",
+                  default_order="both", media_beside_data=True, tasks=("t2i", "edit", "interleaved", "reasoning")),
+        Benchmark("multimodal-rewardbench", load_multimodal_rewardbench, "wrong",
+                  "Multimodal RewardBench (image understanding, 6 areas)", "all_data.json: ID, Text, Image, Output1, Output2, "
+                  "Better, Category", "accuracy, micro over all items and per category (safety split into bias and "
+                  "toxicity, reasoning into math and coding, by id prefix); unparsed = coin flip seeded 123", "CC BY-NC",
+                  media_beside_data=True),
+        Benchmark("mjbench-video", load_mjbench_video, "wrong", "MJ-Bench-Video (video generation, overall preference)",
+                  "datas/test.json: caption, video_0_path, video_1_path, overall_preference", "accuracy over 'Video 1/2 better' "
+                  "pairs (Same / Hard to judge dropped): strict (undecided = wrong) and tie-aware (undecided = 0.5)"),
+        Benchmark("hpdv2", load_hpdv2, "wrong", "HPDv2 test (ranked text-to-image images)",
+                  "test.json: prompt, image_path[], rank[]", "inversion score 1 - discordant / C(n, 2) per prompt, mean "
+                  "over prompts, from pairwise verdicts on every image pair", media_beside_data=True),
     )
-}
+}  # fmt: skip
 
 
 def get_benchmark(name: str) -> Benchmark:
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; expected one of {sorted(BENCHMARKS)}")
     return BENCHMARKS[name]
+
+
+def benchmark_table() -> str:
+    """The registry as a Markdown table (``unireward eval list``)."""
+    rows = ["| benchmark | data format | official metric | licence | default order |", "| --- | --- | --- | --- | --- |"]
+    rows += [f"| {b.name} | {b.data_format} | {b.metric} | {b.licence} | {b.default_order} |" for b in BENCHMARKS.values()]
+    return "\n".join(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from typing import Any
@@ -17,11 +18,17 @@ from unireward.eval.runner import ORDERS, EvalConfig, run_eval
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", "--annotations", dest="data", required=True,
                    help="benchmark file (.jsonl/.json/.csv/.parquet) or a hub dataset id")  # fmt: skip
-    p.add_argument("--judge", default="baseline:random", help="baseline:random[:SEED]|first|shorter|longer, or a model directory")
+    p.add_argument("--judge", default="baseline:random",
+                   help="baseline:random[:SEED]|first|shorter|longer, a model directory, or with --base-url the served model name")  # fmt: skip
+    p.add_argument("--base-url", action="append", default=None,
+                   help="OpenAI-compatible endpoint serving --judge; repeat for several (least in flight, failover)")  # fmt: skip
+    p.add_argument("--api-key", default=os.environ.get("UNIREWARD_API_KEY"), help="key for --base-url (env UNIREWARD_API_KEY)")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight per --base-url")
     p.add_argument("--media-root", "--images", "--videos", dest="media_root", help="folder that media paths are relative to")
     p.add_argument("--split", help="split label / hub split (GenAI-Bench: test or test_v1)")
     p.add_argument("--protocol", choices=PROTOCOLS, default="answer", help="how the judge's text names its verdict")
-    p.add_argument("--order", choices=ORDERS, default="random", help="candidate order shown to the judge")
+    p.add_argument("--order", choices=ORDERS, help="candidate order shown to the judge (default: the benchmark's official "
+                   "convention, see 'unireward eval list'; both = each pair in both orders, with position metrics)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=int, default=1, help="judgments per pair (majority vote on VL-RewardBench)")
     p.add_argument("--unparsed", choices=("exclude", "wrong"), help="default: the benchmark's official choice")
@@ -61,11 +68,24 @@ def _run(args: argparse.Namespace) -> int:
                        if v is not None},  # fmt: skip
         overwrite=args.overwrite, progress=not args.no_progress,
     )  # fmt: skip
-    report = run_eval(cfg)
+    judge = None
+    if args.base_url:  # a served judge: nothing to load, so build it here and pass it in
+        from unireward.judge import Judge
+
+        judge = Judge.from_endpoint(args.base_url, args.judge, api_key=args.api_key, concurrency=args.concurrency,
+                                    **cfg.judge_options)  # fmt: skip
+    report = run_eval(cfg, judge)
+    if judge is not None:
+        from unireward.judge.endpoints import endpoint_summary
+
+        if (per_endpoint := endpoint_summary(judge)) is not None:
+            report = {**report, "endpoints": per_endpoint}
+            print(json.dumps({"endpoints": per_endpoint}), file=sys.stderr)
     if args.json:
         if cfg.benchmark == "vl-rewardbench":
             res = report["results"]
-            out = {"official": res["official"], "legacy": res["legacy"], "labels": report["labels"]}
+            out = {"overall": report["overall"], "official": res["official"], "legacy": res["legacy"], "position": report["position"],
+                   "position_groups": report["position_groups"], "skipped": report["skipped"], "labels": report["labels"]}  # fmt: skip
         else:
             out = report
         print(json.dumps(_clean(out), indent=2))
@@ -96,14 +116,31 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(args: argparse.Namespace) -> int:
+    from unireward.eval.benchmarks import benchmark_table
+
+    if args.json:
+        rows = [{"name": b.name, "description": b.description, "data_format": b.data_format, "metric": b.metric,
+                 "licence": b.licence, "default_order": b.default_order, "tasks": list(b.tasks)} for b in BENCHMARKS.values()]  # fmt: skip
+        print(json.dumps(rows, indent=2))
+    else:
+        print(benchmark_table())
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     ev = subparsers.add_parser("eval", help="evaluate a judge on a reward benchmark, or replay stored outputs")
     sub = ev.add_subparsers(dest="benchmark", required=True)
+    ls = sub.add_parser("list", help="every benchmark: data format, official metric, licence, default order")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=_list)
     for name, bench in BENCHMARKS.items():
         p = sub.add_parser(name, help=bench.description)
         _common(p)
         if name == "genai-bench":
             p.add_argument("--task", choices=GENAI_TASKS, help="config (default: detected from the columns)")
+        elif bench.tasks:
+            p.add_argument("--task", choices=bench.tasks, help="one task only (default: every task file present)")
         if name == "videogen-rewardbench":
             p.add_argument("--official-compat", action="store_true", help="w/ ties by VideoAlign's own loop")
             p.add_argument("--margin", choices=("verdict", "totals"), default="verdict",

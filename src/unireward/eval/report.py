@@ -11,7 +11,8 @@ from typing import Any
 
 from unireward.rows import replace_json, replace_text
 
-_PERCENT_KEYS = ("overall", "macro", "accuracy", "tau", "diff", "accuracy_without_ties", "accuracy_with_ties")
+_PERCENT_KEYS = ("overall", "macro", "accuracy", "tau", "diff", "accuracy_without_ties", "accuracy_with_ties", "mean_of_tasks",
+                 "accuracy_strict", "accuracy_tie_aware", "pairwise_accuracy", "ranking_exact")
 
 
 def headline(results: dict[str, Any], prefix: str = "") -> list[tuple[str, float]]:
@@ -40,6 +41,43 @@ def errors_line(report: dict[str, Any]) -> str:
     return f"{e.get('judgments', 0)} ({e.get('pairs', 0)} pairs)"
 
 
+_POSITION_COLS = ("accuracy_forward", "accuracy_reverse", "accuracy", "consistency", "first_slot_rate", "label_first_rate")
+
+
+def _cell(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def position_lines(report: dict[str, Any]) -> list[str]:
+    """The position table: overall and per category/task (``n/a`` where an order was not shown).
+
+    >>> block = dict.fromkeys(_POSITION_COLS, 50.0)
+    >>> position_lines({"labels": {"order": "both"}, "position": block, "position_groups": {}})[4]
+    '| all | 50.00 | 50.00 | 50.00 | 50.00 | 50.00 | 50.00 |'
+    """
+    if not report.get("position"):
+        return []
+    lines = ["", f"Position (%; order shown: {report['labels']['order']}; ties and unparsed verdicts count as wrong; "
+             "consistency = same candidate named in both orders; first_slot_rate = verdicts naming the slot shown first):",
+             "| group | " + " | ".join(_POSITION_COLS) + " |", "| --- |" + " ---: |" * len(_POSITION_COLS)]  # fmt: skip
+    rows = [("all", report["position"])] + sorted(report.get("position_groups", {}).items())
+    return lines + [f"| {name} | " + " | ".join(_cell(b.get(k)) for k in _POSITION_COLS) + " |" for name, b in rows]
+
+
+def published_lines(benchmark: str) -> list[str]:
+    """Published numbers of named judges, marked as not measured here."""
+    from unireward.eval.published import published_rows
+
+    rows = published_rows(benchmark)
+    if not rows:
+        return []
+    out = ["", "Published, not measured here (percent):", "| judge | values | source |", "| --- | --- | --- |"]
+    for r in rows:
+        vals = ", ".join(f"{k} {v:.1f}" for k, v in r.values.items()) + (f" ({r.note})" if r.note else "")
+        out.append(f"| {r.judge} | {vals} | {r.source} |")
+    return out
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     labels = report["labels"]
     lines = [
@@ -62,6 +100,11 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {name} | {value:.2f} | {labels['benchmark']} | {labels['split']} | {labels['data']} | "
             f"{labels['judge']} | {labels['tie_convention']} | {mapping} |"
         )
+    lines += position_lines(report)
+    lines += published_lines(labels["benchmark"])
+    if report.get("skipped", {}).get("records"):
+        sk = report["skipped"]
+        lines += ["", f"Records not evaluated ({sk['records']}), by reason:", *[f"- {why}: {n}" for why, n in sk["reasons"].items()]]
     if "swap_consistency" in report:
         s = report["swap_consistency"]
         lines += ["", f"Swap consistency: {s['percent']}% ({s['consistent']}/{s['pairs']} pairs agree in both orders)."]

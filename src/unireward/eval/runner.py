@@ -25,6 +25,7 @@ from unireward.data.schema import PreferencePair, SchemaError
 from unireward.eval.baselines import build_judge
 from unireward.eval.benchmarks import get_benchmark
 from unireward.eval.protocols import PROTOCOLS, Verdict, from_judgment, winner_to_genai_vote
+from unireward.eval.scoring import score_hpdv2, score_mjbench_video, score_mmrb2, score_multimodal_rewardbench
 from unireward.judge.base import BaseJudge
 from unireward.manifest import Manifest, begin_run, file_fingerprint, model_fingerprint
 from unireward.media import resolve
@@ -36,6 +37,8 @@ from unireward.metrics import (
     category_accuracy,
     genai_bench_scores,
     majority_vote,
+    mmrb1_category,
+    position_block,
 )
 from unireward.protocol import Judgment
 from unireward.rows import RowWriter, exclusive, read_rows, replace_rows
@@ -58,7 +61,7 @@ class EvalConfig:
     split: str | None = None
     task: str | None = None  # GenAI-Bench config
     protocol: str = "answer"
-    order: str = "random"  # candidate order shown to the judge
+    order: str | None = None  # candidate order shown to the judge; None = the benchmark's official convention
     seed: int = 0
     samples: int = 1  # judgments per pair and orientation (majority vote on VL-RewardBench)
     unparsed: str | None = None  # "exclude" | "wrong"; None = the benchmark's official choice
@@ -72,7 +75,9 @@ class EvalConfig:
     progress: bool = True  # a progress bar on stderr for model judges (baselines are instant)
 
     def __post_init__(self) -> None:
-        get_benchmark(self.benchmark)
+        bench = get_benchmark(self.benchmark)
+        if self.order is None:
+            self.order = bench.default_order
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.order not in ORDERS:
@@ -224,20 +229,38 @@ def _swap_consistency(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"pairs": len(both), "consistent": consistent, "percent": _round(100.0 * consistent / len(both))}
 
 
-def _score_vlrb(cfg: EvalConfig, pairs: list[PreferencePair], by_id: dict[str, list[dict]]) -> dict[str, Any]:
+def _vlrb_correct(pairs: list[PreferencePair], by_id: dict[str, list[dict]], swapped: bool | None) -> list[bool | None]:
+    """Per pair: the majority verdict over samples (of one orientation, or of all) is right, wrong, or
+    ``None`` (no verdict, or a tied vote)."""
     correct: list[bool | None] = []
     for p in pairs:
-        w = majority_vote(r["winner"] for r in by_id[p.id] if r["winner"] in (1, 2))
+        w = majority_vote(r["winner"] for r in by_id[p.id] if r["winner"] in (1, 2) and swapped in (None, r["swapped"]))
         correct.append(None if w is None else w == p.label)
+    return correct
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _score_vlrb(cfg: EvalConfig, pairs: list[PreferencePair], by_id: dict[str, list[dict]]) -> dict[str, Any]:
+    # Under both orders each orientation is scored as the official scorer would score a run shown in
+    # that order, and the two are averaged: a vote across orders would make a judge that always
+    # names slot 1 tie with itself on every pair and vanish from the numbers as "unparsed".
+    orientations: list[bool | None] = [False, True] if cfg.order == "both" else [None]
+    corrects = [_vlrb_correct(pairs, by_id, o) for o in orientations]
     out: dict[str, Any] = {}
     for mapping in VLRB_MAPPINGS:
         key = "category" if mapping == "official" else "category_legacy"
-        r = category_accuracy([p.meta[key] for p in pairs], correct, cfg.unparsed == "exclude")
+        rs = [category_accuracy([p.meta[key] for p in pairs], c, cfg.unparsed == "exclude") for c in corrects]
+        cats = rs[0]["categories"]
         out[mapping] = {
-            "overall": _round(r["overall"]), "macro": _round(r["macro"]),
-            "categories": {c: {"n": v["n"], "accuracy": _round(v["accuracy"])} for c, v in r["categories"].items()},
+            "overall": _round(_mean_or_none([r["overall"] for r in rs])), "macro": _round(_mean_or_none([r["macro"] for r in rs])),
+            "categories": {c: {"n": v["n"], "accuracy": _round(_mean_or_none([r["categories"][c]["accuracy"] for r in rs]))}
+                           for c, v in cats.items()},
         }  # fmt: skip
-    out["unparsed_pairs"] = sum(c is None for c in correct)
+    out["unparsed_pairs"] = sum(c is None for c in corrects[0]) if len(corrects) == 1 else [sum(c is None for c in x) for x in corrects]
     return out
 
 
@@ -293,7 +316,46 @@ def _score_pairs(cfg: EvalConfig, pairs: list[PreferencePair], by_id: dict[str, 
 
 
 _SCORERS = {"vl-rewardbench": _score_vlrb, "genai-bench": _score_genai, "videogen-rewardbench": _score_videogen,
-            "sharegptvideo": _score_pairs, "pairs": _score_pairs}  # fmt: skip
+            "sharegptvideo": _score_pairs, "pairs": _score_pairs,
+            "mmrb2": lambda cfg, pairs, by_id: score_mmrb2(pairs, by_id),
+            "multimodal-rewardbench": lambda cfg, pairs, by_id: score_multimodal_rewardbench(pairs, by_id),
+            "mjbench-video": lambda cfg, pairs, by_id: score_mjbench_video(pairs, by_id),
+            "hpdv2": lambda cfg, pairs, by_id: score_hpdv2(pairs, by_id)}  # fmt: skip
+
+
+def headline_value(benchmark: str, results: dict[str, Any]) -> float | None:
+    """The official headline number of a benchmark's results, in percent (``overall`` in ``--json``)."""
+    if not results:
+        return None
+    if benchmark == "vl-rewardbench":
+        return results["official"]["overall"]
+    if benchmark in ("genai-bench", "pairs", "sharegptvideo"):
+        return results.get("accuracy")
+    if benchmark == "videogen-rewardbench":
+        dim = results.get("Overall") or next((v for v in results.values() if isinstance(v, dict)), {})
+        return dim.get("accuracy_without_ties")
+    return results.get("overall")
+
+
+def position_group(pair: PreferencePair) -> str:
+    """The category or task a pair's position metrics are reported under."""
+    if pair.source == "multimodal-rewardbench":
+        return mmrb1_category(pair.meta["category"], pair.id)
+    return str(pair.meta.get("task_name") or pair.meta.get("category") or pair.meta.get("genai_task") or pair.task.value)
+
+
+def position_report(pairs: list[PreferencePair], records: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``position`` block over all pairs and one per category/task (with its pair count)."""
+    label = {p.id: p.label for p in pairs}
+    group = {p.id: position_group(p) for p in pairs}
+    judged = [{"id": r["id"], "sample": r["sample"], "swapped": r["swapped"], "winner": r["winner"], "label": label[r["id"]]}
+              for r in records if r["id"] in label]  # fmt: skip
+    rounded = lambda b: {k: _round(v) for k, v in b.items()}  # noqa: E731
+    groups: dict[str, Any] = {}
+    for g in sorted(set(group.values())):
+        block = rounded(position_block(j for j in judged if group[j["id"]] == g))
+        groups[g] = {**block, "pairs": sum(v == g for v in group.values())}
+    return rounded(position_block(judged)), groups
 
 
 def conventions(cfg: EvalConfig) -> dict[str, str]:
@@ -305,6 +367,18 @@ def conventions(cfg: EvalConfig) -> dict[str, str]:
     elif cfg.benchmark == "genai-bench":
         ties = ("accuracy: official 4-way ([[A=B]] right for both tie votes), all pairs; tau: 3-way, tie votes one class; "
                 "diff: left/right votes only; unparsed = wrong")  # fmt: skip
+        mapping = "n/a"
+    elif cfg.benchmark == "mmrb2":
+        ties = "both orders pooled (MMRB2); empty verdicts leave the denominator, a tie verdict is wrong"
+        mapping = "tasks t2i / edit / reasoning (interleaved and multi-image items skipped by name)"
+    elif cfg.benchmark == "multimodal-rewardbench":
+        ties = "no ties in labels; unparsed or tie verdicts become a coin flip (random.Random(123), file order)"
+        mapping = "Category; safety -> bias / toxicity, reasoning -> math / coding by id prefix"
+    elif cfg.benchmark == "mjbench-video":
+        ties = "human Same / Hard to judge dropped; strict: undecided verdict wrong; tie-aware: undecided = 0.5"
+        mapping = "n/a"
+    elif cfg.benchmark == "hpdv2":
+        ties = "human-tied image pairs not judged, counted in C(n,2), never discordant; tie or unparsed verdict = discordant"
         mapping = "n/a"
     elif cfg.benchmark == "videogen-rewardbench":
         loop = "VideoAlign's loop (official-compat)" if cfg.official_compat else "exact threshold sweep incl. no model ties"
@@ -331,8 +405,10 @@ def score(cfg: EvalConfig, pairs: list[PreferencePair], records: list[dict[str, 
         "source": Path(cfg.data).name, "judge": judge_name, "protocol": cfg.protocol, "order": cfg.order,
         "seed": cfg.seed, "samples": cfg.samples, "unparsed": cfg.unparsed, **conventions(cfg),
     }  # fmt: skip
-    report: dict[str, Any] = {"labels": labels, "results": results, "n_pairs": len(pairs), "n_scored": len(scored),
-                              "n_judgments": len(records)}  # fmt: skip
+    position, groups = position_report(scored, [r for r in records if r["id"] not in failed])
+    report: dict[str, Any] = {"overall": headline_value(cfg.benchmark, results), "labels": labels, "results": results,
+                              "position": position, "position_groups": groups,
+                              "n_pairs": len(pairs), "n_scored": len(scored), "n_judgments": len(records)}  # fmt: skip
     swap = _swap_consistency([r for r in records if r["id"] not in failed])
     if swap is not None:
         report["swap_consistency"] = swap
@@ -342,6 +418,18 @@ def score(cfg: EvalConfig, pairs: list[PreferencePair], records: list[dict[str, 
     return report
 
 
+def skipped_summary(skipped: list[tuple[str, str]]) -> dict[str, Any]:
+    """How many records were not evaluated, for which reason, with the first few named.
+
+    >>> skipped_summary([("t.json:3", "interleaved"), ("t.json:9", "interleaved")])
+    {'records': 2, 'reasons': {'interleaved': 2}, 'examples': ['t.json:3: interleaved', 't.json:9: interleaved']}
+    """
+    reasons: dict[str, int] = defaultdict(int)
+    for _, why in skipped:
+        reasons[why] += 1
+    return {"records": len(skipped), "reasons": dict(reasons), "examples": [f"{w}: {why}" for w, why in skipped[:10]]}
+
+
 def run_eval(cfg: EvalConfig, judge: BaseJudge | None = None) -> dict[str, Any]:
     """Load, judge (resuming), score and write ``report.json``, ``report.md`` and ``report.png``."""
     from unireward.eval.report import write_report
@@ -349,9 +437,15 @@ def run_eval(cfg: EvalConfig, judge: BaseJudge | None = None) -> dict[str, Any]:
     bench = get_benchmark(cfg.benchmark)
     out = Path(cfg.out_dir)
     bad: list[SchemaError] = []  # records that do not fit: named, left out, counted as errors
-    pairs = bench.load(cfg.data, split=cfg.split, cache_dir=out / "media", task=cfg.task, bad=bad)
+    skipped: list[tuple[str, str]] = []  # records the protocols do not cover or the official metric drops
+    pairs = bench.load(cfg.data, split=cfg.split, cache_dir=out / "media", task=cfg.task, bad=bad, skipped=skipped)
     for e in bad:
         log.warning("%s: left out: %s", cfg.data, e)
+    if skipped:
+        log.warning("%s: %d records not evaluated (first: %s: %s)", cfg.data, len(skipped), *skipped[0])
+    if cfg.media_root is None and bench.media_beside_data:
+        data = Path(cfg.data)
+        cfg = dataclasses.replace(cfg, media_root=str(data if data.is_dir() else data.parent))
     if cfg.limit is not None:
         pairs = pairs[: cfg.limit]
     if not pairs:
@@ -360,5 +454,6 @@ def run_eval(cfg: EvalConfig, judge: BaseJudge | None = None) -> dict[str, Any]:
     records = predict(cfg, pairs, judge)
     report = score(cfg, pairs, records, judge.name)
     report["errors"]["bad_records"] = [str(e) for e in bad]
+    report["skipped"] = skipped_summary(skipped)
     write_report(report, out)
     return report

@@ -85,8 +85,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("--frames", type=int, default=None, help="frames sampled per video (default 8)")
     gen.add_argument("--template-family", default=None, choices=list_families(),
-                     help="protocol: the released judge's prompts and verdict (default: unifiedreward-think; "
-                          "with --pointwise, that family's pointwise prompts)")  # fmt: skip
+                     help="protocol: the released judge's prompts and verdict (default: the one `unireward zoo` "
+                          "lists for --model, else unifiedreward-think; with --pointwise, that family's pointwise "
+                          "prompts)")  # fmt: skip
     gen.add_argument("--video-as", choices=["video", "frames"], default="video",
                      help="send videos as videos or as frame images (models trained with TRL saw frames)")  # fmt: skip
     gen.add_argument("--no-progress", action="store_true")
@@ -97,10 +98,12 @@ def build_judge(args: argparse.Namespace) -> Any:
     from unireward.judge.judge import Judge
     from unireward.judge.options import BatchOptions, JudgeOptions
     from unireward.media import VisionBudget
+    from unireward.models.zoo import picked_template_family
     from unireward.protocol.templates import family_modes, list_families
 
-    family = args.template_family
     pointwise = getattr(args, "pointwise", False)
+    # a released checkpoint answers in its own protocol; an explicit --template-family wins
+    family = args.template_family or picked_template_family(args.model, "pointwise" if pointwise else "pairwise")
     if family is not None and pointwise and "pointwise" not in family_modes(family):
         raise ValueError(f"template family {family!r} has no pointwise prompts; pointwise families: "
                          f"{[f for f in list_families() if 'pointwise' in family_modes(f)]}")  # fmt: skip

@@ -1,5 +1,6 @@
-"""``unireward tiny-model`` (a tiny random judge, offline) and ``unireward convert-llava`` (a LLaVA-NeXT
-checkpoint into the transformers format the ``llava_onevision`` family loads)."""
+"""``unireward tiny-model`` (a tiny random judge, offline), ``unireward convert-llava`` (a LLaVA-NeXT
+checkpoint into the transformers format the ``llava_onevision`` family loads) and ``unireward zoo``
+(the released checkpoints)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--overwrite", action="store_true")
     c.set_defaults(func=_convert)
 
+    z = sub.add_parser("zoo", help="list the released UnifiedReward checkpoints: model family, protocol, conversion")
+    z.add_argument("--json", action="store_true", help="one JSON list instead of a table")
+    z.add_argument("--markdown", action="store_true", help="the README table (one row per release)")
+    z.set_defaults(func=_zoo)
+
 
 def _run(args: argparse.Namespace) -> int:
     from unireward.models.family import get_family
@@ -53,4 +59,22 @@ def _convert(args: argparse.Namespace) -> int:
     )  # fmt: skip
     out = convert_llava_qwen(args.source, args.out_dir, cfg)
     print(json.dumps({"converted": args.source, "path": str(out), "family": "llava_onevision"}))
+    return 0
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    from unireward.models.zoo import RELEASED_JUDGES, as_json, markdown_table
+
+    if args.json:
+        print(json.dumps(as_json(), indent=1))
+    elif args.markdown:
+        print(markdown_table())
+    else:
+        rows = [("checkpoint", "model family", "protocols", "loading")] + [
+            (j.id, j.model_family, ",".join(j.template_families) or "-", "convert-llava" if j.convert else "direct")
+            for j in RELEASED_JUDGES
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     return 0

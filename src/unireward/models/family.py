@@ -25,8 +25,6 @@ class ModelLoadError(RuntimeError):
 class ModelFamily(ABC):
     name: str = ""
     model_types: tuple[str, ...] = ()
-    #: released judge checkpoints of this family (HF ids)
-    checkpoints: tuple[str, ...] = ()
     #: module-name prefixes of the vision tower (frozen by default in every stage)
     vision_prefixes: tuple[str, ...] = ()
     #: side multiple of the vision encoder input

@@ -82,8 +82,6 @@ def anyres_tokens(height: int, width: int, tile: int, patch: int, pinpoints: lis
 class LlavaOneVisionFamily(ModelFamily):
     name = "llava_onevision"
     model_types = ("llava_onevision",)
-    # LLaVA-NeXT ``llava_qwen`` checkpoints: load after ``unireward convert-llava`` (models/llava_convert.py)
-    checkpoints = ("CodeGoat24/UnifiedReward-Think-7b", "CodeGoat24/UnifiedReward-7b")
     # The vision tower only, as in the paper; the projector trains with the language model.
     vision_prefixes = ("vision_tower.", "model.vision_tower.")
     # SigLIP patch side; the processor resizes to its own tiles, so this only keeps media on the patch grid

@@ -32,7 +32,6 @@ def qwen_processor_kwargs(budget: VisionBudget) -> dict[str, Any]:
 class Qwen25VLFamily(ModelFamily):
     name = "qwen2_5_vl"
     model_types = ("qwen2_5_vl",)
-    checkpoints = ("CodeGoat24/UnifiedReward-Think-qwen-7b", "CodeGoat24/UnifiedReward-qwen-7b")
     vision_prefixes = ("visual.", "model.visual.")
     factor = 28
 

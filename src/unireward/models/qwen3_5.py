@@ -15,7 +15,6 @@ from unireward.models.qwen3_vl import Qwen3VLFamily, save_tiny_qwen3_style
 class Qwen35Family(Qwen3VLFamily):
     name = "qwen3_5"
     model_types = ("qwen3_5",)
-    checkpoints = ("CodeGoat24/UnifiedReward-2.0-qwen35-9b",)
 
     def model_class(self) -> type:
         from transformers import Qwen3_5ForConditionalGeneration

@@ -15,12 +15,6 @@ from unireward.models.qwen2_5_vl import qwen_processor_kwargs, qwen_size
 class Qwen3VLFamily(ModelFamily):
     name = "qwen3_vl"
     model_types = ("qwen3_vl",)
-    checkpoints = (
-        "CodeGoat24/UnifiedReward-Think-qwen3vl-2b",
-        "CodeGoat24/UnifiedReward-Think-qwen3vl-4b",
-        "CodeGoat24/UnifiedReward-Think-qwen3vl-8b",
-        "CodeGoat24/UnifiedReward-Think-qwen3vl-32b",
-    )
     vision_prefixes = ("visual.", "model.visual.")
     factor = 32
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unireward.rows import PathLike, replace_json
+from unireward.runs.rows import PathLike, replace_json
 
 log = logging.getLogger(__name__)
 

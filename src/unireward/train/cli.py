@@ -91,7 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="distil CoT judgments from a teacher endpoint (cold-start data)")
     p.add_argument("pairs", help="labelled pairs (JSONL)")
     p.add_argument("--out", required=True)
-    p.add_argument("--base-url", required=True, help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1")
+    p.add_argument("--base-url", required=True, action="append",
+                   help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1; repeat for several (least in flight, failover)")  # fmt: skip
     p.add_argument("--model", default="gpt-4o")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY")
     p.add_argument("--tasks", default="image_generation",
@@ -180,7 +181,7 @@ def _distill(args: argparse.Namespace) -> int:
     from unireward.train.distill import DistillConfig, distill
 
     cfg = DistillConfig(
-        pairs=args.pairs, out_dir=args.out, base_url=args.base_url, model=args.model, api_key_env=args.api_key_env,
+        pairs=args.pairs, out_dir=args.out, base_url=",".join(args.base_url), model=args.model, api_key_env=args.api_key_env,
         media_root=args.media_root, template_family=args.template_family, tasks=args.tasks,
         limit=args.limit, concurrency=args.concurrency, timeout=args.timeout, max_retries=args.max_retries,
         max_tokens=args.max_tokens, budget=_budget(args), filter_reasoning=not args.keep_unsound_reasoning,

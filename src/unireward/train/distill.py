@@ -106,6 +106,8 @@ class DistillReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     per_task_kept: dict[str, int] = field(default_factory=dict)
+    #: per-endpoint counts when several teacher endpoints were given
+    endpoints: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -205,7 +207,7 @@ def distill(cfg: DistillConfig) -> DistillReport:
     out.mkdir(parents=True, exist_ok=True)
     cache, cold = out / "teacher_cache.jsonl", out / "cold_start.jsonl"
     api_key = os.environ.get(cfg.api_key_env)
-    if not api_key and not _is_local(cfg.base_url):
+    if not api_key and not all(_is_local(u) for u in cfg.base_url.split(",") if u.strip()):
         raise ValueError(f"{cfg.base_url} needs an API key: set ${cfg.api_key_env} (or name another variable with --api-key-env)")
     report = DistillReport()
     all_pairs = read_pairs(cfg.pairs, duplicates="rename" if cfg.make_unique_ids else "refuse")
@@ -237,12 +239,16 @@ def distill(cfg: DistillConfig) -> DistillReport:
                 yield pair, encode_messages(pair_messages(pair, media, cfg.template_family, video_as="frames"))
 
         if todo:
-            client = ChatClient(
+            from unireward.judge.endpoints import endpoint_summary, make_client
+
+            # several comma-separated URLs: one pool (least in flight, failover, health checks)
+            client = make_client(
                 cfg.base_url, cfg.model, api_key=api_key, concurrency=cfg.concurrency,
                 timeout=cfg.timeout, max_retries=cfg.max_retries, backoff=cfg.backoff,
             )  # fmt: skip
             with RowWriter(cache, lock=False) as w:
-                asyncio.run(_ask_all(client, jobs(), len(todo), w, cfg))
+                asyncio.run(_ask_all(client, jobs(), len(todo), w, cfg))  # type: ignore[arg-type]
+            report.endpoints = endpoint_summary(client)
         replace_rows(out / "media_errors.jsonl", media_failures)  # this run's failures, as before
 
         rows = read_rows(cache, required=("id", "status"))

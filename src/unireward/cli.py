@@ -10,6 +10,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from unireward import __version__
+
 _COMMAND_MODULES = (
     "unireward.models.cli",
     "unireward.judge.cli",
@@ -36,6 +38,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="unireward", description="Unified multimodal chain-of-thought reward model: judge, train, evaluate, serve.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"unireward {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _COMMAND_MODULES:
         try:

@@ -15,13 +15,15 @@ from typing import Any
 from unireward.judge.cli import result_row
 from unireward.judge.judge import Judge
 from unireward.protocol.tasks import Mode, Task
-from unireward.protocol.templates import family_modes, get_family
+from unireward.request import JudgeRequest as TaskRequest  # this module's JudgeRequest is the form's old name
+from unireward.request import check_samples
 
 
 @dataclass
-class JudgeRequest:
-    """What the form holds, validated on construction (messages name the field to fix). A reference
-    the task does not use is ignored: the page hides, but keeps, the fields of other tasks."""
+class FormRequest:
+    """What the form holds, validated on construction by the rules every judgment request follows
+    (one :class:`unireward.request.JudgeRequest` per judgment; messages name the field to fix). A
+    reference the task does not use is ignored: the page hides, but keeps, the fields of other tasks."""
 
     task: Task
     prompt: str
@@ -38,35 +40,31 @@ class JudgeRequest:
         self.task = Task.parse(self.task)
         self.prompt = (self.prompt or "").strip()
         self.candidates = tuple(c if c not in ("", None) else None for c in self.candidates)  # type: ignore[assignment]
-        what = "caption" if self.task.is_generation else "question"
-        if not self.prompt:
-            raise ValueError(f"the {what} is empty")
-        noun = "file" if self.task.is_generation else "answer"
-        # Pointwise scores candidate 1, and candidate 2 when given (the rows keep that order).
-        for i, c in enumerate(self.candidates[: 1 if self.pointwise else 2], 1):
-            if c is None:
-                raise ValueError(f"candidate {i} has no {noun}")
         if not self.task.uses_reference:
             self.reference = None  # the form keeps a hidden reference when the task changes
-        elif not self.reference:
-            what = "the source image" if self.task.is_generation else f"a reference {'video' if self.task.is_video else 'image'}"
-            raise ValueError(f"{self.task.value} needs {what}")
-        if self.template_family:
-            mode = Mode.POINTWISE if self.pointwise else Mode.PAIRWISE
-            if mode.value not in family_modes(self.template_family):
-                raise ValueError(f"template family {self.template_family!r} has no {mode.value} prompts")
-            covered = get_family(self.template_family, mode).tasks()
-            if self.task.value not in covered:
-                raise ValueError(f"template family {self.template_family!r} ({mode.value}) has no prompt for "
-                                 f"{self.task.value}; it covers {', '.join(covered)}")  # fmt: skip
+        self.template_family = self.template_family or None
+        for request in self.requests():
+            request.validate()
         if not 1 <= int(self.num_samples) <= 64:
             raise ValueError(f"samples must be between 1 and 64, got {self.num_samples}")
         self.num_samples = int(self.num_samples)
-        if self.num_samples > 1 and self.temperature <= 0:
-            raise ValueError("several samples need a temperature above 0 (greedy samples are identical)")
+        check_samples(self.num_samples, float(self.temperature))
+
+    def requests(self) -> list[TaskRequest]:
+        """The judgment requests of the form: the pair, or pointwise candidate 1 and candidate 2 when
+        given (the rows keep that order)."""
+        task, prompt, ref, family = self.task, self.prompt, self.reference, self.template_family
+        if not self.pointwise:
+            return [TaskRequest.from_loose(task, prompt, self.candidates, ref, template_family=family)]
+        first, second = self.candidates
+        given = [first] if second is None else [first, second]
+        return [TaskRequest.from_loose(task, prompt, (c,), ref, Mode.POINTWISE, template_family=family) for c in given]
 
 
-def run_request(judge: Judge, req: JudgeRequest) -> dict[str, Any] | list[dict[str, Any]]:
+JudgeRequest = FormRequest  # the form's old name
+
+
+def run_request(judge: Judge, req: FormRequest) -> dict[str, Any] | list[dict[str, Any]]:
     """Judge (or score) with per-request options over the shared backend; the CLI's JSON."""
     family = req.template_family or None
     opts = replace(

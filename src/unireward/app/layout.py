@@ -22,7 +22,7 @@ import gradio as gr  # noqa: E402
 
 from unireward.app import render  # noqa: E402
 from unireward.app.examples import Example  # noqa: E402
-from unireward.app.judging import JudgeRequest, run_request  # noqa: E402
+from unireward.app.judging import FormRequest, run_request  # noqa: E402
 from unireward.app.preview import Seen, seen_media  # noqa: E402
 from unireward.judge.judge import Judge  # noqa: E402
 from unireward.protocol.tasks import Mode, Task, candidate_noun  # noqa: E402
@@ -148,7 +148,7 @@ def build_app(judge: Judge, settings: AppSettings | None = None) -> gr.Blocks:
         t = Task.parse(task)
         cands = (candidate_1, candidate_2) if t.is_generation else (answer_1, answer_2)
         try:
-            req = JudgeRequest(
+            req = FormRequest(
                 t, prompt, cands, reference=reference, pointwise=mode == "pointwise",
                 template_family=template_family, swap=bool(swap), num_samples=int(num_samples),
                 temperature=float(temperature), max_new_tokens=int(max_new_tokens) if max_new_tokens else None,

@@ -2,7 +2,7 @@
 
 A video is judged from a handful of sampled, resized frames, and an image from a resized copy;
 showing those (with their source frame numbers and times) tells a user why a video was judged as it
-was. Loading goes through :func:`unireward.judge.judge.load_medium` with the judge's vision budget
+was. Loading goes through :func:`unireward.request.load_medium` with the judge's vision budget
 and the same share of it per medium, so the preview is what the backend receives. A file that
 cannot be used yields its :class:`~unireward.media.MediaError` message, never a stand-in.
 """
@@ -16,10 +16,9 @@ from typing import Any
 from PIL import Image
 
 from unireward.app.render import short_paths
-from unireward.judge.judge import load_medium
-from unireward.judge.request import media_order
 from unireward.media import Frames, MediaError, VisionBudget
 from unireward.protocol.tasks import Task
+from unireward.request import load_medium, media_order
 
 
 @dataclass

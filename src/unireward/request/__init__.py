@@ -5,7 +5,13 @@ Sits between the protocol and the judge: it imports only :mod:`unireward.data.sc
 """
 
 from unireward.request.errors import RequestError
-from unireward.request.judge_request import JudgeRequest, load_pair_media, media_inputs, pair_messages
+from unireward.request.judge_request import (
+    JudgeRequest,
+    load_pair_media,
+    media_inputs,
+    pair_messages,
+    validate_group,
+)
 from unireward.request.loading import load_medium
 from unireward.request.order import count_media, group_share, media_order, swap_media
 from unireward.request.rules import check_family, check_reference, check_samples
@@ -24,5 +30,6 @@ __all__ = [
     "media_order",
     "pair_messages",
     "swap_media",
+    "validate_group",
 ]
 

@@ -159,6 +159,22 @@ class JudgeRequest:
         return media_inputs(self.messages(family, video_as))
 
 
+def validate_group(task: Task | str, prompt: Any, candidates: Sequence[Any], reference: Any = None) -> Task:
+    """The checks of :meth:`JudgeRequest.validate` for a group of candidates of one prompt (a GRPO
+    group, judged in pairs or one by one); returns the task.
+
+    >>> validate_group("image_understanding", "how many?", ["two", "three", None], reference="cats.png")
+    Traceback (most recent call last):
+    ...
+    unireward.request.errors.RequestError: candidate 3 has no answer
+    """
+    task = parse_task(task)
+    check_prompt(task, prompt)
+    check_candidates(task, candidates)
+    check_reference(task, reference)
+    return task
+
+
 def media_inputs(messages: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
     """The images and videos of a message list, in order (what the processor takes beside the text).
 

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import Request
 
 from unireward.judge.generator import Group, group_rewards
-from unireward.protocol.tasks import Task
+from unireward.protocol.tasks import Mode
+from unireward.request import JudgeRequest as TaskRequest  # not the wire schema's JudgeRequest below
+from unireward.request import RequestError, count_media, group_share, validate_group
 from unireward.rewards.group import pointwise_rewards  # re-exported: its old home
 from unireward.serve.decode import MediaDecoder
 from unireward.serve.errors import ApiError
@@ -15,27 +17,7 @@ from unireward.serve.sampling import parse_sampling
 from unireward.serve.scheduler import Scope
 from unireward.serve.state import ServerState
 
-
-def parse_task(data: dict[str, Any]) -> Task:
-    try:
-        return Task.parse(data.get("task", ""))
-    except ValueError as e:
-        raise ApiError(400, str(e), "bad_task", "task") from None
-
-
-def text_field(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, f"{key!r} must be a non-empty string", "bad_parameter", key)
-    return value
-
-
-def media_count(task: Task, refs: list[Any]) -> tuple[int, int]:
-    """Images (frames of frame lists included) and video files among ``refs``."""
-    if not task.is_video:
-        return len(refs), 0
-    frames = sum(len(r) for r in refs if isinstance(r, list))
-    return frames, sum(1 for r in refs if not isinstance(r, list))
+media_count = count_media  # its old name here
 
 
 def public(d: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
@@ -50,30 +32,31 @@ class _Inputs:
     """A request's task, prompt, candidates and reference, validated; media decoded in the pool."""
 
     def __init__(self, state: ServerState, data: dict[str, Any], n: int | None):
-        self.task = parse_task(data)
         self.method = data.get("method", "pairwise")
         if self.method not in ("pairwise", "pointwise"):
             raise ApiError(400, f"method must be 'pairwise' or 'pointwise', got {self.method!r}", "bad_parameter", "method")
         self.both_orders = data.get("both_orders", False)
         if not isinstance(self.both_orders, bool):
             raise ApiError(400, "both_orders must be true or false", "bad_parameter", "both_orders")
-        self.prompt = text_field(data, "prompt")
         key = "candidate" if n == 1 else "candidates"
         cands = [data.get("candidate")] if n == 1 else data.get("candidates")
         if not isinstance(cands, list) or (n is not None and len(cands) != n) or not cands:
             want = "a list of two items" if n == 2 else "a non-empty list"
             raise ApiError(400, f"{key!r} must be {want}", "bad_parameter", key)
-        if not self.task.is_generation and not all(isinstance(c, str) for c in cands):
-            raise ApiError(400, "answers must be strings", "bad_parameter", key)
         reference = data.get("reference")
-        if self.task.uses_reference and reference is None:
-            what = "the source image" if self.task is Task.IMAGE_EDITING else "the image or video asked about"
-            raise ApiError(400, f"{self.task.value} needs 'reference' ({what})", "bad_parameter", "reference")
-        if reference is not None and not self.task.uses_reference:  # refused, never dropped
-            raise ApiError(400, f"{self.task.value} takes no 'reference' (a source image belongs to image_editing)",
-                           "bad_parameter", "reference")  # fmt: skip
+        try:  # the rules every judgment request follows; the protocol is checked by the scoped judge
+            if n is None:  # a group, judged in pairs or one by one
+                self.task = validate_group(data.get("task", ""), data.get("prompt"), cands, reference)
+            else:
+                mode = Mode.POINTWISE if n == 1 else Mode.PAIRWISE
+                self.task = TaskRequest.from_loose(data.get("task", ""), data.get("prompt"), cands, reference,
+                                                    mode).validate().task  # fmt: skip
+        except RequestError as e:
+            field = key if (e.field or "").startswith("candidates") else e.field
+            raise ApiError(400, e.message, "bad_task" if field == "task" else "bad_parameter", field) from None
+        self.prompt: str = data["prompt"]
         media = (cands if self.task.is_generation else []) + ([reference] if self.task.uses_reference else [])
-        n_images, n_videos = media_count(self.task, media)
+        n_images, n_videos = count_media(self.task, media)
         lim = state.limits
         if n_images > lim.max_images:
             raise ApiError(413, f"too many images: {n_images}, above the limit of {lim.max_images} (video frames "
@@ -84,10 +67,9 @@ class _Inputs:
         self.scope = Scope()
         self.warnings: list[str] = []
         # media share the vision budget as the judge shares it: per pair for a group of candidates
-        # (an edit's source image rides along with every pair)
-        per_pair = min(len(media), 2 + (self.task is Task.IMAGE_EDITING)) / len(media)
+        share_images, share_videos = group_share(self.task, cands, reference)
         self.decoder = MediaDecoder(lim, state.judge.budget, state.media_root, state.temporal_patch,
-                                    n_images=round(n_images * per_pair), n_videos=round(n_videos * per_pair))  # fmt: skip
+                                    n_images=share_images, n_videos=share_videos)  # fmt: skip
         # only answers are text: a generation task's candidates are media (paths or data URLs), which
         # the processor turns into vision tokens, never prompt text
         self.text = self.prompt + ("" if self.task.is_generation else "".join(cands))

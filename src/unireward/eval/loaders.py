@@ -25,13 +25,14 @@ Skipped = list[tuple[str, str]]
 
 def json_records(path: str | Path, key: str | None = None) -> list[tuple[str, Any]]:
     """``(file:line, record)`` for each element of a JSON array file, or of the array under ``key``
-    of a top-level object (MMRB2's ``{"pairs": [...]}``); the line is where the record starts.
+    of a top-level object (MMRB2's ``{"pairs": [...]}``); the line is where the record starts and
+    the record number keeps records of one-line (compact) files apart.
 
     >>> import tempfile, os
     >>> d = tempfile.mkdtemp(); p = os.path.join(d, "t.json")
     >>> _ = open(p, "w").write('{"pairs": [\\n  {"id": 1},\\n  {"id": 2}\\n]}')
     >>> [(w, r["id"]) for w, r in json_records(p, "pairs")]
-    [('t.json:2', 1), ('t.json:3', 2)]
+    [('t.json:2 (record 0)', 1), ('t.json:3 (record 1)', 2)]
     """
     p = Path(path)
     text = p.read_text(encoding="utf-8")
@@ -55,7 +56,7 @@ def json_records(path: str | Path, key: str | None = None) -> list[tuple[str, An
         while text[pos] in " \t\r\n,":
             pos += 1
         rec, end = dec.raw_decode(text, pos)
-        out.append((f"{p.name}:{text.count(chr(10), 0, pos) + 1}", rec))
+        out.append((f"{p.name}:{text.count(chr(10), 0, pos) + 1} (record {len(out)})", rec))
         pos = end
     return out
 
@@ -213,6 +214,7 @@ def load_mjbench_video(path: str, bad: list[SchemaError] | None = None, skipped:
     "Video 1 better" prefers ``video_0_path`` (candidate 1); "Same" and "Hard to judge" are dropped as
     the official scripts drop them (listed under ``skipped``). Case is normalised."""
     records = json_records(path)
+    index = {w: n for n, (w, _) in enumerate(records)}  # ids are record numbers: lines repeat in compact JSON
 
     def make(where: str, rec: dict[str, Any]) -> list[PreferencePair]:
         pref = rec["overall_preference"]
@@ -222,8 +224,7 @@ def load_mjbench_video(path: str, bad: list[SchemaError] | None = None, skipped:
         if key not in _MJ_PREF:
             raise SchemaError(f"expected 'Video 1 better', 'Video 2 better', 'Same' or 'Hard to judge', got {pref!r:.40}", where,
                               "overall_preference")  # fmt: skip
-        n = int(where.rsplit(":", 1)[1])
-        return [PreferencePair(f"line{n:06d}", Task.VIDEO_GENERATION, rec["caption"], (rec["video_0_path"], rec["video_1_path"]),
+        return [PreferencePair(f"mj{index[where]:05d}", Task.VIDEO_GENERATION, rec["caption"], (rec["video_0_path"], rec["video_1_path"]),
                                _MJ_PREF[key], source="mjbench-video", meta={"discard": rec.get("discard")})]  # fmt: skip
 
     return _each(records, make, bad)
@@ -237,13 +238,16 @@ def load_hpdv2(path: str, bad: list[SchemaError] | None = None, **_: Any) -> lis
     of a prompt whose ranks differ becomes a pair (label 1 when the first image ranks better); pairs
     the humans tied are not judged but stay in the prompt's C(n, 2) denominator (``meta['n_images']``)."""
 
+    records = json_records(path)
+    index = {w: n for n, (w, _) in enumerate(records)}
+
     def make(where: str, rec: dict[str, Any]) -> list[PreferencePair]:
         images, ranks = rec["image_path"], rec["rank"]
         if not isinstance(images, list) or len(images) < 2 or not all(isinstance(x, str) for x in images):
             raise SchemaError("expected a list of at least two image paths", where, "image_path")
         if not isinstance(ranks, list) or len(ranks) != len(images) or not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in ranks):
             raise SchemaError(f"expected {len(images)} numeric ranks, got {ranks!r:.60}", where, "rank")
-        group = where.rsplit(":", 1)[1]
+        group = str(index[where])
         out = []
         for i in range(len(images)):
             for j in range(i + 1, len(images)):
@@ -255,4 +259,4 @@ def load_hpdv2(path: str, bad: list[SchemaError] | None = None, **_: Any) -> lis
                 ))  # fmt: skip
         return out
 
-    return _each(json_records(path), make, bad)
+    return _each(records, make, bad)

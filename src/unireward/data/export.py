@@ -1,6 +1,6 @@
 """Exporters from pairs JSONL to the dataset layouts of other trainers.
 
-Every prompt is built by :func:`unireward.judge.request.pair_messages` (the one prompt builder), so
+Every prompt is built by :class:`unireward.request.JudgeRequest` (the one prompt builder), so
 an exported dataset asks exactly what the judge is asked at inference. Media parts are then turned
 into the placeholders each trainer expects, with the media listed beside the prompt:
 
@@ -43,8 +43,8 @@ from typing import Any
 
 from unireward.data.mix import augment_swaps
 from unireward.data.schema import MediaRef, PreferencePair, read_pairs
-from unireward.judge.request import media_order, pair_messages
 from unireward.media import VisionBudget, load_video, resolve
+from unireward.request import JudgeRequest
 
 FORMATS = ("trl", "verl", "llamafactory")
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -157,10 +157,10 @@ class _Builder:
 
     def request(self, pair: PreferencePair) -> tuple[list[dict[str, Any]], list[str], list[Any]]:
         """Prompt messages with media placeholders, then the images and videos they stand for."""
-        items = media_order(pair.task, pair.reference, list(pair.candidates))
-        media = [self._item(r, pair.task.is_video) for r in items]  # type: ignore[arg-type]
+        req = JudgeRequest.from_pair(pair)
+        media = [self._item(r, pair.task.is_video) for r in req.media_refs()]
         frames_mode = pair.task.is_video and (self.cfg.video_as == "frames" or any(isinstance(m, list) for m in media))
-        messages = pair_messages(pair, media, family=self.cfg.family, video_as="frames" if frames_mode else "video")
+        messages = req.with_media(media).messages(self.cfg.family, video_as="frames" if frames_mode else "video")
         images: list[str] = []
         videos: list[Any] = []
         for msg in messages:

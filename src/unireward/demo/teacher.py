@@ -288,8 +288,8 @@ class BackgroundServer:
 def brief_judgment(pair: Any, media_root: str | None, budget: Any, family: str | None = None) -> str:
     """What a judge without chain of thought says about a synthetic pair (descriptions, verdict),
     read from the pixels the way the teacher reads them; used to stand in for a pre-trained base judge."""
-    from unireward.judge.request import load_pair_media
     from unireward.protocol.templates import render_text
+    from unireward.request import load_pair_media
 
     media = load_pair_media(pair, media_root, budget)
     seen = [[read_colour(f) for f in m] if isinstance(m, list) else [read_colour(m)] for m in media]

@@ -20,10 +20,10 @@ from tqdm import tqdm
 
 from unireward.data.schema import PreferencePair, read_pairs
 from unireward.judge.openai_http import ChatClient, ChatError, encode_messages
-from unireward.judge.request import load_pair_media, pair_messages
 from unireward.manifest import Manifest, begin_run, file_fingerprint
 from unireward.media import MediaError, VisionBudget
 from unireward.protocol.parser import Judgment, parse_judgment
+from unireward.request import load_pair_media, pair_messages
 from unireward.rows import RowWriter, exclusive, has_rows, read_rows, replace_json, replace_rows
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Every stage reads and writes JSONL of ``{"pair": {...}, "completion": "...", ...}``; this module
 turns them into the TRL datasets (prompt/completion for SFT, prompt/label for GRPO) with media
-loaded through the one vision budget and prompts built by :mod:`unireward.judge.request`.
+loaded through the one vision budget and prompts built by :mod:`unireward.request`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from unireward.data.schema import PreferencePair
-from unireward.judge.request import load_pair_media, media_inputs, pair_messages
 from unireward.media import MediaError, VisionBudget
+from unireward.request import load_pair_media, media_inputs, pair_messages
 
 log = logging.getLogger(__name__)
 

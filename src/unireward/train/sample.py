@@ -17,11 +17,11 @@ from typing import Any
 from tqdm import tqdm
 
 from unireward.data.schema import PreferencePair, read_pairs
-from unireward.judge.request import load_pair_media, pair_messages
 from unireward.manifest import Manifest, begin_run, file_fingerprint, model_settings
 from unireward.media import MediaError, VisionBudget
 from unireward.models.family import resolve_budget
 from unireward.protocol.parser import parse_judgment
+from unireward.request import load_pair_media, pair_messages
 from unireward.rows import RowWriter, exclusive, read_rows, replace_json, replace_rows
 
 log = logging.getLogger(__name__)

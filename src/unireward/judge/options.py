@@ -35,10 +35,11 @@ class JudgeOptions:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
-        if self.num_samples > 1 and self.temperature == 0:
-            raise ValueError("num_samples > 1 needs temperature > 0 (greedy samples are identical)")
         from unireward.protocol.tasks import Mode
         from unireward.protocol.templates import get_family
+        from unireward.request.rules import check_samples
+
+        check_samples(self.num_samples, self.temperature)  # the rule the app and the server follow too
 
         for name, mode in ((self.template_family, Mode.PAIRWISE), (self.pointwise_family, Mode.POINTWISE)):
             if name is not None:

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve", help="serve a judge over HTTP (/v1/chat/completions, /v1/judge, /v1/score, /v1/rewards, /metrics)"
     )
-    p.add_argument("--model", required=True, help="local folder or hub id")
+    p.add_argument("--model", default=None, help="local folder or hub id (not with --upstream)")
     p.add_argument("--family", default=None)
     p.add_argument(
         "--served-model-name", "--served-name", dest="served_model_name", nargs="+", default=None,
@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seconds SIGTERM lets in-flight requests finish before they are stopped")  # fmt: skip
     p.add_argument("--no-access-log", action="store_true")
     p.add_argument("--swap", action="store_true", help="judge both orders by default")
+    from unireward.serve.gateway import add_gateway_args
+
+    add_gateway_args(p)
     p.set_defaults(func=run)
 
 
@@ -76,6 +79,14 @@ def run(args: argparse.Namespace) -> int:
     from unireward.models.zoo import picked_template_family
     from unireward.serve.app import create_app
 
+    if args.upstream:  # a gateway over other servers: no local model
+        if args.model or args.device:
+            raise ValueError("--upstream serves other servers' model: drop --model/--device (name it with --served-model-name)")
+        from unireward.serve.gateway import run_gateway
+
+        return run_gateway(args)
+    if not args.model:
+        raise ValueError("give --model (a local folder or hub id), or --upstream URL for a gateway")
     try:
         limits = limits_from_args(args)
     except ValueError as e:

@@ -1,7 +1,8 @@
 """Judgment requests: one type, one validator, one media loader, one prompt builder.
 
-Sits between the protocol and the judge: it imports only :mod:`unireward.data.schema`,
-:mod:`unireward.media` and :mod:`unireward.protocol`.
+Sits between the protocol and the judge: it imports only :mod:`unireward.media` and
+:mod:`unireward.protocol` (and :class:`~unireward.data.schema.PreferencePair` for type checking:
+``data.export`` builds requests, so a run-time import of ``data`` would be a cycle).
 """
 
 from unireward.request.errors import RequestError

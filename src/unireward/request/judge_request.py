@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from unireward.data.schema import PreferencePair
 from unireward.media import VisionBudget
 from unireward.protocol.tasks import Mode, Task
 from unireward.protocol.templates import render_messages
@@ -27,6 +26,9 @@ from unireward.request.rules import (
     check_reference,
     parse_task,
 )
+
+if TYPE_CHECKING:  # read by attribute only: no import of the data package at run time, which imports this
+    from unireward.data.schema import PreferencePair
 
 
 @dataclass(frozen=True)

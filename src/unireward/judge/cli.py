@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -221,73 +220,55 @@ def _judge_chunk(judge: Any, pairs: list[Any], args: argparse.Namespace) -> list
     return [pointwise_row(p, res[2 * i : 2 * i + 2]) for i, p in enumerate(pairs)]
 
 
+def plan_file(path: Path) -> list[Any]:
+    """The items of a pairs file, keyed by id. Ids may repeat in real data (VL-RewardBench does):
+    the n-th repeat of an id is keyed ``<id>#n``. A line that is not a valid pair becomes its error
+    row (``status: invalid``, naming the line), written once and not retried."""
+    from unireward.data.schema import PreferencePair, iter_pairs
+    from unireward.runs.job import Item
+
+    seen: Counter[str] = Counter()
+    plan = []
+    for item in iter_pairs(path, errors="yield"):
+        ident = item.id if isinstance(item, PreferencePair) else f"row {item.row}"
+        key = ident if seen[ident] == 0 else f"{ident}#{seen[ident]}"
+        seen[ident] += 1
+        if isinstance(item, PreferencePair):
+            plan.append(Item(key, item))
+        else:
+            plan.append(Item(key, row={"key": key, "id": None, "status": "invalid", "winner": None, "error": str(item)}))
+    return plan
+
+
 def run_file(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from unireward.runs.job import Job, JobSpec
+    from unireward.runs.manifest import Manifest
 
-    from unireward.data.schema import PreferencePair, SchemaError, iter_pairs
-    from unireward.manifest import Manifest, begin_run
-    from unireward.rows import RowWriter, exclusive, read_rows, replace_rows
-
-    if not 0.0 <= args.max_error_rate <= 1.0:
-        raise ValueError(f"--max-error-rate must be between 0 and 1, got {args.max_error_rate}")
     in_path, out_path = Path(args.input), Path(args.output)
     if not in_path.is_file():
         raise FileNotFoundError(f"--input {in_path} does not exist")
     if out_path.exists() and out_path.resolve() == in_path.resolve():
         raise ValueError("--output must differ from --input (results are appended to the output)")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(out_path):
-        begin_run(out_path, Manifest("judge", run_settings(args)), produced=[out_path], overwrite=args.overwrite)
-        old = read_rows(out_path, required=("key",))
-        done = {str(r["key"]) for r in old if not _retry(r)}
-        # Ids may repeat in real data (VL-RewardBench does); the n-th occurrence of an id is its own key.
-        seen: Counter[str] = Counter()
-        todo: list[tuple[str, PreferencePair | SchemaError]] = []
-        order: list[str] = []
-        for item in iter_pairs(in_path, errors="yield"):
-            ident = item.id if isinstance(item, PreferencePair) else f"row {item.row}"
-            key = ident if seen[ident] == 0 else f"{ident}#{seen[ident]}"
-            seen[ident] += 1
-            order.append(key)
-            if key not in done:
-                todo.append((key, item))
-        total = len(order)
-        if todo:
-            judge = build_judge(args)
-            bar = tqdm(total=total, initial=total - len(todo), desc="judging", unit="pair", disable=args.no_progress, file=sys.stderr)
-            with RowWriter(out_path, lock=False) as w:
-                for start in range(0, len(todo), max(1, args.chunk_size)):
-                    chunk = todo[start : start + args.chunk_size]
-                    pairs = [(k, p) for k, p in chunk if isinstance(p, PreferencePair)]
-                    rows = _judge_chunk(judge, [p for _, p in pairs], args) if pairs else []
-                    by_key = {k: row for (k, _), row in zip(pairs, rows, strict=True)}
-                    out = []
-                    for key, item in chunk:
-                        if isinstance(item, SchemaError):
-                            out.append({"key": key, "id": None, "status": "invalid", "winner": None, "error": str(item)})
-                        else:
-                            out.append({"key": key, **by_key[key]})
-                    w.write(out)
-                    bar.update(len(chunk))
-            bar.close()
-        final = read_rows(out_path, required=("key",))
-        latest = {str(r["key"]): r for r in final}
-        if len(latest) < len(final):  # failed rows judged again: keep one line per pair, in input order
-            planned = set(order)
-            replace_rows(out_path, [latest[k] for k in order if k in latest] + [r for k, r in latest.items() if k not in planned])
-    rows = [latest[k] for k in order if k in latest]
-    n_err = sum(r.get("error") is not None for r in rows)
-    unparsed = sum(r.get("error") is None and r.get("winner") is None for r in rows)
-    summary = {"output": str(out_path), "total": total, "skipped": total - len(todo), "judged": len(todo),
+    spec = JobSpec("judge", out_path, Manifest("judge", run_settings(args)), key="key", chunk_size=max(1, args.chunk_size),
+                   overwrite=args.overwrite, max_error_rate=args.max_error_rate, retry=_retry,
+                   progress="" if args.no_progress else "judging", unit="row")  # fmt: skip
+
+    built: list[Any] = []
+
+    def load() -> Any:
+        judge = build_judge(args)
+        built.append(judge)
+        return lambda chunk: [{"key": it.key, **row} for it, row in zip(chunk.items, _judge_chunk(judge, chunk.values, args), strict=True)]
+
+    result = Job(spec, plan_file(in_path), work=load).run()
+    n_err = sum(r.get("error") is not None for r in result.rows)
+    unparsed = sum(r.get("error") is None and r.get("winner") is None for r in result.rows)
+    summary = {"output": str(out_path), "total": result.total, "skipped": result.skipped, "judged": result.ran,
                "errors": n_err, "unparsed": unparsed}  # fmt: skip
-    if todo:
+    if built:
         from unireward.judge.endpoints import endpoint_summary
 
-        if (per_endpoint := endpoint_summary(judge)) is not None:
+        if (per_endpoint := endpoint_summary(built[0])) is not None:
             summary["endpoints"] = per_endpoint  # several --base-url: what each endpoint did
     print(json.dumps(summary))
-    if n_err > args.max_error_rate * total:
-        print(f"unireward judge: {n_err} of {total} rows failed (see the 'error' field in {out_path}); "
-              "rerun to retry them, or allow some with --max-error-rate", file=sys.stderr)  # fmt: skip
-        return 1
-    return 0
+    return result.exit_status()

@@ -17,12 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from unireward.data.schema import PreferencePair, SchemaError, iter_pairs, normalize_label
-from unireward.eval.loaders import load_hpdv2, load_mjbench_video, load_mmrb2, load_multimodal_rewardbench
+from unireward.eval.loaders import (
+    EDITREWARD_SUBSETS,
+    load_editreward_bench,
+    load_hpdv2,
+    load_mjbench_video,
+    load_mm_rlhf_rewardbench,
+    load_mmrb2,
+    load_multimodal_rewardbench,
+)
 from unireward.metrics import vlrb_category
 from unireward.protocol import Task
 from unireward.rows import BadLine, iter_rows
 
 GENAI_TASKS = ("image_generation", "image_edition", "video_generation")
+# pairs per task of GenAI-Bench's leaderboard split test_v1 (the split "test" has 3,192 / 983 / 1,911)
+GENAI_TEST_V1_PAIRS = {"image_generation": 1735, "image_edition": 919, "video_generation": 1069}
 VIDEOGEN_DIMS = ("Overall", "VQ", "MQ", "TA")
 
 
@@ -290,6 +300,7 @@ class Benchmark:
     default_order: str = "random"  # the order convention of the official metric
     media_beside_data: bool = False  # relative media paths resolve against the data file's folder
     tasks: tuple[str, ...] = ()  # values of --task
+    variants: tuple[str, ...] = ()  # values of --variant (benchmarks that share a name)
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -323,6 +334,17 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("hpdv2", load_hpdv2, "wrong", "HPDv2 test (ranked text-to-image images)",
                   "test.json: prompt, image_path[], rank[]", "inversion score 1 - discordant / C(n, 2) per prompt, mean "
                   "over prompts, from pairwise verdicts on every image pair", media_beside_data=True),
+        Benchmark("editreward-bench", load_editreward_bench, "wrong", "EditReward-Bench: --variant tiger (TIGER-Lab, 2/3/4-way "
+                  "rankings) or editscore (EditScore, chosen vs rejected)", "tiger: rows id, instruction, source_image, "
+                  "candidate_1, candidate_2, ranking, comparison_type, dataset (2pair / 3pair / 4pair); editscore: key[2], "
+                  "instruction, input_image, output_images[2] (chosen first), task_type, dimension",
+                  "tiger: individual accuracy (A>B / B>A / A=B must match) per subset, group accuracy on 3/4-pair; "
+                  "editscore: chosen must win (ties wrong), macro over task types", tasks=EDITREWARD_SUBSETS,
+                  variants=("tiger", "editscore")),
+        Benchmark("mm-rlhf-rewardbench", load_mm_rlhf_rewardbench, "wrong", "MM-RLHF-RewardBench (image and video understanding)",
+                  "mm_reward_bench.jsonl: id, image or video (frame folder), prompt, chosen, rejected",
+                  "Acc (chosen must win; ties wrong) and Acc+ (every pair of an id right), per category from the media path",
+                  media_beside_data=True),
     )
 }  # fmt: skip
 

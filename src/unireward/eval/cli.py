@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         benchmark=args.benchmark, data=args.data, out_dir=args.out or f"runs/eval/{args.benchmark}-{judge_slug}",
         judge=args.judge, media_root=args.media_root, split=args.split, task=getattr(args, "task", None),
         protocol=args.protocol, order=args.order, seed=args.seed, samples=args.samples, unparsed=args.unparsed,
-        official_compat=getattr(args, "official_compat", False), margin=getattr(args, "margin", "verdict"),
+        variant=getattr(args, "variant", None), official_compat=getattr(args, "official_compat", False), margin=getattr(args, "margin", "verdict"),
         batch_size=args.batch_size, limit=args.limit, data_kind="synthetic" if args.synthetic else "real",
         judge_options={k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("temperature", args.temperature),
                                          ("template_family", args.template_family), ("video_as", args.video_as))
@@ -140,7 +140,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if name == "genai-bench":
             p.add_argument("--task", choices=GENAI_TASKS, help="config (default: detected from the columns)")
         elif bench.tasks:
-            p.add_argument("--task", choices=bench.tasks, help="one task only (default: every task file present)")
+            p.add_argument("--task", choices=bench.tasks, help="one task or subset only (default: all)")
+        if bench.variants:
+            p.add_argument("--variant", choices=bench.variants, required=True, help="which of the benchmarks of this name")
         if name == "videogen-rewardbench":
             p.add_argument("--official-compat", action="store_true", help="w/ ties by VideoAlign's own loop")
             p.add_argument("--margin", choices=("verdict", "totals"), default="verdict",

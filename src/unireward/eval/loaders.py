@@ -260,3 +260,151 @@ def load_hpdv2(path: str, bad: list[SchemaError] | None = None, **_: Any) -> lis
         return out
 
     return _each(records, make, bad)
+
+
+# --- EditReward-Bench (TIGER-Lab) ----------------------------------------------------------------
+
+EDITREWARD_SUBSETS = ("2pair", "3pair", "4pair")
+
+
+def tiger_label(ranking: str, comparison: str) -> object:
+    """The label of one TIGER EditReward-Bench comparison: ``comparison`` names the letters of
+    candidate_1 and candidate_2 (``"AvsC"``), ``ranking`` the human order (``"C>A"``, ``"A<B"``,
+    ``"A=B"``, ``"A=B=Good"``).
+
+    >>> tiger_label("A>C", "AvsC"), tiger_label("C>A", "AvsC"), tiger_label("A<B", "AvsB"), tiger_label("A=B=Bad", "AvsB")
+    (1, 2, 2, 'tie')
+    """
+    m = re.fullmatch(r"([A-D])vs([A-D])", comparison)
+    if m is None:
+        raise SchemaError(f"expected e.g. 'AvsB', got {comparison!r:.20}", None, "comparison_type")
+    first, second = m.groups()
+    r = ranking.replace(" ", "").upper()
+    if "=" in r:
+        if not {first, second} <= set(r):
+            raise SchemaError(f"{ranking!r} does not compare {first} and {second}", None, "ranking")
+        return "tie"
+    m2 = re.fullmatch(r"([A-D])([<>])([A-D])", r)
+    if m2 is None or {m2.group(1), m2.group(3)} != {first, second}:
+        raise SchemaError(f"expected '{first}>{second}' or '{second}>{first}', got {ranking!r:.20}", None, "ranking")
+    winner = m2.group(1) if m2.group(2) == ">" else m2.group(3)
+    return 1 if winner == first else 2
+
+
+def load_editreward_tiger(path: str, split: str | None = None, cache_dir: Path | None = None, task: str | None = None,
+                          bad: list[SchemaError] | None = None, **_: Any) -> list[PreferencePair]:  # fmt: skip
+    """TIGER-Lab/EditReward-Bench as released (one ``train`` split; parquet, JSON lines or the hub id):
+    one row per comparison, ``id, instruction, source_image, candidate_1, candidate_2, ranking,
+    comparison_type, dataset`` (``2pair`` / ``3pair`` / ``4pair``). Rows of one original sample share
+    the id prefix before ``_`` (the group of the official group accuracy). ``task`` keeps one subset."""
+    from unireward.eval.benchmarks import _media, located_records, refuse_duplicate_ids
+
+    if task is not None and task not in EDITREWARD_SUBSETS:
+        raise ValueError(f"EditReward-Bench subset must be one of {EDITREWARD_SUBSETS}, got {task!r}")
+    records = located_records(path, split or "train", bad=bad)
+
+    def make(where: str, rec: dict[str, Any]) -> list[PreferencePair]:
+        subset = rec["dataset"]
+        if subset not in EDITREWARD_SUBSETS:
+            raise SchemaError(f"expected one of {EDITREWARD_SUBSETS}, got {subset!r:.20}", where, "dataset")
+        if task is not None and subset != task:
+            return []
+        rid = str(rec["id"])
+        comparison = rec.get("comparison_type") or "AvsB"
+        try:
+            label = tiger_label(str(rec["ranking"]), comparison)
+        except SchemaError as e:
+            raise SchemaError(e.message, where, e.field) from None
+        group = rid.split("_")[0] if "_" in rid else rid[:10]  # the official grouping
+        return [PreferencePair(
+            rid, Task.IMAGE_EDITING, rec["instruction"],
+            (_media(rec["candidate_1"], cache_dir, f"{rid}_1"), _media(rec["candidate_2"], cache_dir, f"{rid}_2")), label,  # type: ignore[arg-type]
+            reference=_media(rec["source_image"], cache_dir, f"{rid}_source"), source="editreward-bench/tiger",
+            meta={"subset": subset, "group": f"{subset}/{group}", "ranking": rec["ranking"], "comparison_type": comparison},
+        )]  # fmt: skip
+
+    return refuse_duplicate_ids(_each(records, make, bad), path)
+
+
+# --- EditReward-Bench (EditScore) ----------------------------------------------------------------
+
+
+def load_editreward_editscore(path: str, split: str | None = None, cache_dir: Path | None = None,
+                              bad: list[SchemaError] | None = None, **_: Any) -> list[PreferencePair]:  # fmt: skip
+    """EditScore/EditReward-Bench (one ``train`` split): ``key[2], instruction, input_image,
+    output_images[2], task_type, dimension``; the preferred edit is always ``output_images[0]``, so
+    the file is one-sided (candidate 1 always wins) and only a shuffled or both-order run means anything."""
+    from unireward.eval.benchmarks import _media, located_records, refuse_duplicate_ids
+
+    records = located_records(path, split or "train", bad=bad)
+
+    def make(where: str, rec: dict[str, Any]) -> list[PreferencePair]:
+        keys, outs = rec["key"], rec["output_images"]
+        if not isinstance(keys, (list, tuple)) or len(keys) != 2:
+            raise SchemaError("expected two keys (chosen, rejected)", where, "key")
+        if not isinstance(outs, (list, tuple)) or len(outs) != 2:
+            raise SchemaError("expected two output images (chosen first)", where, "output_images")
+        for f in ("task_type", "dimension"):
+            if not isinstance(rec[f], str) or not rec[f]:
+                raise SchemaError("expected a non-empty string", where, f)
+        pid = f"{keys[0]}|{keys[1]}|{rec['dimension']}"
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", pid)[:120]
+        return [PreferencePair(
+            pid, Task.IMAGE_EDITING, rec["instruction"],
+            (_media(outs[0], cache_dir, f"{slug}_0"), _media(outs[1], cache_dir, f"{slug}_1")), 1,
+            reference=_media(rec["input_image"], cache_dir, f"{slug}_input"), source="editreward-bench/editscore",
+            meta={"task_type": rec["task_type"], "dimension": rec["dimension"]},
+        )]  # fmt: skip
+
+    return refuse_duplicate_ids(_each(records, make, bad), path)
+
+
+def load_editreward_bench(path: str, variant: str | None = None, **kwargs: Any) -> list[PreferencePair]:
+    """EditReward-Bench, ``variant`` ``tiger`` (TIGER-Lab) or ``editscore`` (EditScore)."""
+    if variant == "tiger":
+        return load_editreward_tiger(path, **kwargs)
+    if variant == "editscore":
+        return load_editreward_editscore(path, **kwargs)
+    raise ValueError(f"editreward-bench needs --variant tiger or --variant editscore (two different benchmarks share the name), got {variant!r}")
+
+
+# --- MM-RLHF-RewardBench -------------------------------------------------------------------------
+
+MMRLHF_CATEGORIES = ("mcq", "long", "short", "safety", "video")
+
+
+def mmrlhf_category(media_path: str) -> str:
+    """The MM-RLHF-RewardBench category: the first keyword found in the image or video path.
+
+    >>> mmrlhf_category("mm_reward_bench/long/12.jpg"), mmrlhf_category("x/video/3"), mmrlhf_category("a/b.png")
+    ('long', 'video', 'other')
+    """
+    return next((k for k in MMRLHF_CATEGORIES if k in media_path), "other")
+
+
+def load_mm_rlhf_rewardbench(path: str, bad: list[SchemaError] | None = None, **_: Any) -> list[PreferencePair]:
+    """MM-RLHF-RewardBench ``mm_reward_bench.jsonl``: ``id, image | video, prompt, chosen, rejected``
+    (a video is a folder of frames). Ids repeat (several pairs per id, the unit of Acc+); the chosen
+    answer is always candidate 1. Media paths are relative to the data folder."""
+    from unireward.eval.benchmarks import located_records
+
+    records = located_records(path, bad=bad)
+    seen: dict[str, int] = {}
+
+    def make(where: str, rec: dict[str, Any]) -> list[PreferencePair]:
+        rid = str(rec["id"])
+        video, image = rec.get("video") or "", rec.get("image") or ""
+        if not (video or image):
+            raise SchemaError("expected an 'image' or a 'video' path", where, "image")
+        for f in ("prompt", "chosen", "rejected"):
+            if not isinstance(rec[f], str):
+                raise SchemaError(f"expected a string, got {type(rec[f]).__name__}", where, f)
+        seen[rid] = seen.get(rid, 0) + 1
+        media = video or image
+        return [PreferencePair(
+            f"{rid}#{seen[rid]}", Task.VIDEO_UNDERSTANDING if video else Task.IMAGE_UNDERSTANDING, rec["prompt"],
+            (rec["chosen"], rec["rejected"]), 1, reference=media, source="mm-rlhf-rewardbench",
+            meta={"group": rid, "category": mmrlhf_category(media)},
+        )]  # fmt: skip
+
+    return _each(records, make, bad)

@@ -12,7 +12,8 @@ from typing import Any
 from unireward.rows import replace_json, replace_text
 
 _PERCENT_KEYS = ("overall", "macro", "accuracy", "tau", "diff", "accuracy_without_ties", "accuracy_with_ties", "mean_of_tasks",
-                 "accuracy_strict", "accuracy_tie_aware", "pairwise_accuracy", "ranking_exact")
+                 "accuracy_strict", "accuracy_tie_aware", "pairwise_accuracy", "ranking_exact", "group_accuracy",
+                 "acc_plus")
 
 
 def headline(results: dict[str, Any], prefix: str = "") -> list[tuple[str, float]]:

@@ -14,7 +14,7 @@ import math
 import os
 import random
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,17 @@ from tqdm import tqdm
 
 from unireward.data.schema import PreferencePair, SchemaError
 from unireward.eval.baselines import build_judge
-from unireward.eval.benchmarks import get_benchmark
+from unireward.eval.benchmarks import GENAI_TEST_V1_PAIRS, get_benchmark
 from unireward.eval.protocols import PROTOCOLS, Verdict, from_judgment, winner_to_genai_vote
-from unireward.eval.scoring import score_hpdv2, score_mjbench_video, score_mmrb2, score_multimodal_rewardbench
+from unireward.eval.scoring import (
+    score_editreward_editscore,
+    score_editreward_tiger,
+    score_hpdv2,
+    score_mjbench_video,
+    score_mm_rlhf,
+    score_mmrb2,
+    score_multimodal_rewardbench,
+)
 from unireward.judge.base import BaseJudge
 from unireward.manifest import Manifest, begin_run, file_fingerprint, model_fingerprint
 from unireward.media import resolve
@@ -59,7 +67,8 @@ class EvalConfig:
     judge: str = "baseline:random"
     media_root: str | None = None
     split: str | None = None
-    task: str | None = None  # GenAI-Bench config
+    task: str | None = None  # GenAI-Bench config, MMRB2 task, EditReward-Bench subset
+    variant: str | None = None  # EditReward-Bench: "tiger" or "editscore"
     protocol: str = "answer"
     order: str | None = None  # candidate order shown to the judge; None = the benchmark's official convention
     seed: int = 0
@@ -78,6 +87,10 @@ class EvalConfig:
         bench = get_benchmark(self.benchmark)
         if self.order is None:
             self.order = bench.default_order
+        if bench.variants and self.variant not in bench.variants:
+            raise ValueError(f"{self.benchmark} needs variant one of {bench.variants}, got {self.variant!r}")
+        if not bench.variants and self.variant is not None:
+            raise ValueError(f"{self.benchmark} has no variants (got {self.variant!r})")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.order not in ORDERS:
@@ -98,7 +111,10 @@ class EvalConfig:
     def fingerprint(self) -> dict[str, Any]:
         """Settings that change the predictions (not how they are scored)."""
         keys = ("benchmark", "data", "judge", "split", "task", "protocol", "order", "seed", "samples", "judge_options")
-        return {k: getattr(self, k) for k in keys}
+        out = {k: getattr(self, k) for k in keys}
+        if self.variant is not None:  # only where it exists, so earlier runs of other benchmarks still resume
+            out["variant"] = self.variant
+        return out
 
 
 def run_manifest(cfg: EvalConfig, judge_name: str) -> Manifest:
@@ -271,7 +287,12 @@ def _score_genai(cfg: EvalConfig, pairs: list[PreferencePair], by_id: dict[str, 
             votes.append(r["vote"])
             human.append(p.meta["vote_type"])
     s = genai_bench_scores(votes, human)
-    return {k: _round(v) if isinstance(v, float) else v for k, v in s.items()}
+    out: dict[str, Any] = {k: _round(v) if isinstance(v, float) else v for k, v in s.items()}
+    if cfg.split == "test_v1":  # the leaderboard split has known sizes: say when a file is not it
+        tasks = Counter(p.meta["genai_task"] for p in pairs)
+        out["split_check"] = {t: {"pairs": n, "test_v1_pairs": GENAI_TEST_V1_PAIRS[t], "matches": n == GENAI_TEST_V1_PAIRS[t]}
+                              for t, n in sorted(tasks.items())}  # fmt: skip
+    return out
 
 
 def _margin(records: list[dict[str, Any]], kind: str) -> float:
@@ -320,7 +341,9 @@ _SCORERS = {"vl-rewardbench": _score_vlrb, "genai-bench": _score_genai, "videoge
             "mmrb2": lambda cfg, pairs, by_id: score_mmrb2(pairs, by_id),
             "multimodal-rewardbench": lambda cfg, pairs, by_id: score_multimodal_rewardbench(pairs, by_id),
             "mjbench-video": lambda cfg, pairs, by_id: score_mjbench_video(pairs, by_id),
-            "hpdv2": lambda cfg, pairs, by_id: score_hpdv2(pairs, by_id)}  # fmt: skip
+            "hpdv2": lambda cfg, pairs, by_id: score_hpdv2(pairs, by_id),
+            "editreward-bench": lambda cfg, pairs, by_id: (score_editreward_tiger if cfg.variant == "tiger" else score_editreward_editscore)(pairs, by_id),
+            "mm-rlhf-rewardbench": lambda cfg, pairs, by_id: score_mm_rlhf(pairs, by_id)}  # fmt: skip
 
 
 def headline_value(benchmark: str, results: dict[str, Any]) -> float | None:
@@ -341,7 +364,8 @@ def position_group(pair: PreferencePair) -> str:
     """The category or task a pair's position metrics are reported under."""
     if pair.source == "multimodal-rewardbench":
         return mmrb1_category(pair.meta["category"], pair.id)
-    return str(pair.meta.get("task_name") or pair.meta.get("category") or pair.meta.get("genai_task") or pair.task.value)
+    m = pair.meta
+    return str(m.get("task_name") or m.get("subset") or m.get("task_type") or m.get("category") or m.get("genai_task") or pair.task.value)
 
 
 def position_report(pairs: list[PreferencePair], records: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -380,6 +404,15 @@ def conventions(cfg: EvalConfig) -> dict[str, str]:
     elif cfg.benchmark == "hpdv2":
         ties = "human-tied image pairs not judged, counted in C(n,2), never discordant; tie or unparsed verdict = discordant"
         mapping = "n/a"
+    elif cfg.benchmark == "editreward-bench" and cfg.variant == "tiger":
+        ties = "2-pair human A=B right only for a tie verdict; unparsed = wrong; group = every comparison of a sample right"
+        mapping = "subsets 2pair / 3pair / 4pair; groups by id prefix"
+    elif cfg.benchmark == "editreward-bench":
+        ties = "chosen is output_images[0]; tie or unparsed verdict = wrong"
+        mapping = "task_type (macro) per dimension"
+    elif cfg.benchmark == "mm-rlhf-rewardbench":
+        ties = "chosen is candidate 1 in the file; tie or unparsed verdict = wrong; Acc+ per id"
+        mapping = "category = keyword (mcq, long, short, safety, video) of the media path"
     elif cfg.benchmark == "videogen-rewardbench":
         loop = "VideoAlign's loop (official-compat)" if cfg.official_compat else "exact threshold sweep incl. no model ties"
         ties = f"w/o ties: human ties dropped, margin 0 = wrong; w/ ties: {loop}; margin = {cfg.margin}; unparsed = margin 0"
@@ -403,7 +436,8 @@ def score(cfg: EvalConfig, pairs: list[PreferencePair], records: list[dict[str, 
     labels = {
         "benchmark": cfg.benchmark, "split": cfg.split or "test", "task": cfg.task, "data": cfg.data_kind,
         "source": Path(cfg.data).name, "judge": judge_name, "protocol": cfg.protocol, "order": cfg.order,
-        "seed": cfg.seed, "samples": cfg.samples, "unparsed": cfg.unparsed, **conventions(cfg),
+        "seed": cfg.seed, "samples": cfg.samples, "unparsed": cfg.unparsed, **({"variant": cfg.variant} if cfg.variant else {}),
+        **conventions(cfg),
     }  # fmt: skip
     position, groups = position_report(scored, [r for r in records if r["id"] not in failed])
     report: dict[str, Any] = {"overall": headline_value(cfg.benchmark, results), "labels": labels, "results": results,
@@ -438,7 +472,8 @@ def run_eval(cfg: EvalConfig, judge: BaseJudge | None = None) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     bad: list[SchemaError] = []  # records that do not fit: named, left out, counted as errors
     skipped: list[tuple[str, str]] = []  # records the protocols do not cover or the official metric drops
-    pairs = bench.load(cfg.data, split=cfg.split, cache_dir=out / "media", task=cfg.task, bad=bad, skipped=skipped)
+    pairs = bench.load(cfg.data, split=cfg.split, cache_dir=out / "media", task=cfg.task, bad=bad, skipped=skipped,
+                       **({"variant": cfg.variant} if cfg.variant else {}))
     for e in bad:
         log.warning("%s: left out: %s", cfg.data, e)
     if skipped:

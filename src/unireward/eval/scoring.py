@@ -99,3 +99,72 @@ def score_hpdv2(pairs: list[PreferencePair], by_id: Records) -> dict[str, Any]:
     return {"overall": _r(100.0 * sum(scores) / len(scores)) if scores else None, "prompts": len(scores),
             "pairwise_accuracy": _r(100.0 * right / judged) if judged else None,
             "ranking_exact": _r(100.0 * exact / strict_groups) if strict_groups else None}  # fmt: skip
+
+
+def _right(r: dict[str, Any], p: PreferencePair) -> bool:
+    return r["winner"] == p.label  # a tie verdict is right only on a human tie; unparsed is wrong
+
+
+def score_editreward_tiger(pairs: list[PreferencePair], by_id: Records) -> dict[str, Any]:
+    """TIGER EditReward-Bench as its pairwise-judge scripts score it: per subset the individual
+    accuracy (the judge's A>B / B>A / A=B must equal the human ranking; unparsed = wrong) and, for
+    3-pair and 4-pair, the group accuracy (every comparison of an original sample right); overall is
+    the individual accuracy over all comparisons."""
+    subsets: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    groups: dict[str, dict[str, bool]] = defaultdict(dict)
+    for p in pairs:
+        sub = p.meta["subset"]
+        for r in by_id[p.id]:
+            ok = _right(r, p)
+            subsets[sub][0] += ok
+            subsets[sub][1] += 1
+            g = groups[sub]
+            g[p.meta["group"]] = g.get(p.meta["group"], True) and ok
+    out: dict[str, Any] = {}
+    for sub, (k, n) in sorted(subsets.items()):
+        block: dict[str, Any] = {"comparisons": sum(p.meta["subset"] == sub for p in pairs), "accuracy": _r(100.0 * k / n)}
+        if sub != "2pair":
+            gs = groups[sub]
+            block.update(groups=len(gs), group_accuracy=_r(100.0 * sum(gs.values()) / len(gs)))
+        out[sub] = block
+    k = sum(v[0] for v in subsets.values())
+    n = sum(v[1] for v in subsets.values())
+    return {"overall": _r(100.0 * k / n) if n else None, "subsets": out}
+
+
+def score_editreward_editscore(pairs: list[PreferencePair], by_id: Records) -> dict[str, Any]:
+    """EditScore's EditReward-Bench: a judgment is right when it prefers the chosen edit (ties and
+    unparsed verdicts are wrong); accuracy per task type, macro over task types per dimension, and
+    ``overall`` = macro over task types with all dimensions pooled."""
+    cells: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for p in pairs:
+        for r in by_id[p.id]:
+            for key in ((p.meta["dimension"], p.meta["task_type"]), ("all", p.meta["task_type"])):
+                cells[key][0] += _right(r, p)
+                cells[key][1] += 1
+    dims: dict[str, Any] = {}
+    for dim in sorted({d for d, _ in cells}):
+        types = {t: _r(100.0 * k / n) for (d, t), (k, n) in sorted(cells.items()) if d == dim}
+        accs = [v for v in types.values() if v is not None]
+        dims[dim] = {"macro": _r(sum(accs) / len(accs)) if accs else None, "task_types": types}
+    overall = dims.pop("all", {}).get("macro")
+    return {"overall": overall, "dimensions": dims}
+
+
+def score_mm_rlhf(pairs: list[PreferencePair], by_id: Records) -> dict[str, Any]:
+    """MM-RLHF-RewardBench: Acc over judgments (chosen must win; ties and unparsed wrong) and Acc+
+    (share of ids whose every pair is right), overall and per category (keyword of the media path)."""
+    acc: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    ids: dict[str, dict[str, bool]] = defaultdict(dict)
+    for p in pairs:
+        for r in by_id[p.id]:
+            ok = _right(r, p)
+            for cat in ("all", p.meta["category"]):
+                acc[cat][0] += ok
+                acc[cat][1] += 1
+                ids[cat][p.meta["group"]] = ids[cat].get(p.meta["group"], True) and ok
+    cats = {c: {"n": n, "accuracy": _r(100.0 * k / n), "acc_plus": _r(100.0 * sum(ids[c].values()) / len(ids[c]))}
+            for c, (k, n) in sorted(acc.items()) if c != "all"}  # fmt: skip
+    k, n = acc["all"]
+    return {"overall": _r(100.0 * k / n) if n else None,
+            "acc_plus": _r(100.0 * sum(ids["all"].values()) / len(ids["all"])) if ids["all"] else None, "categories": cats}  # fmt: skip

@@ -72,3 +72,155 @@ def test_swapping_the_scripted_teachers_chain_of_thought_equals_what_it_writes_f
             # generation: the candidates' pixels trade places; understanding: the answers in the prompt
             want = synthetic_cot(task, other, seen, correct) if isinstance(other, str) else synthetic_cot(task, text, other, correct)
             assert swap_candidates(cot) == want
+
+
+# --- balanced candidate order ------------------------------------------------------------------
+
+def _pairs(counts: dict[str, tuple[int, int]]) -> list:
+    from unireward.data.schema import PreferencePair
+
+    out = []
+    for task, (n1, n2) in counts.items():
+        t = Task.parse(task)
+        cands = ("a.png", "b.png") if t.is_generation else ("The star is red.", "The star is blue.")
+        ref = None if t.is_generation else ("r.png" if t is Task.IMAGE_UNDERSTANDING else "r.mp4")
+        if t is Task.VIDEO_GENERATION:
+            cands = ("a.mp4", "b.mp4")
+        for i in range(n1 + n2):
+            out.append(PreferencePair(f"{task}-{i}", t, "a red star" if t.is_generation else "What colour is the star?",
+                                      cands, 1 if i < n1 else 2, reference=ref))  # fmt: skip
+    return out
+
+
+SKEWED = {"image_generation": (9, 3), "video_generation": (2, 7), "image_understanding": (5, 5), "video_understanding": (0, 4)}
+
+
+def test_swap_half_gives_exact_per_task_slot_counts_on_skewed_labels() -> None:
+    from unireward.data.balance import balance_pairs, slot_counts
+
+    pairs = _pairs(SKEWED)
+    assert slot_counts(pairs)["image_generation"] == {"label_1": 9, "label_2": 3, "label_1_share": 0.75}
+    out = balance_pairs(pairs, "swap_half", seed=0)
+    counts = slot_counts(out)
+    # n // 2 of each (task, label) group swapped: label 1 ends up (n1 - n1 // 2) + n2 // 2 times in slot 1
+    assert {t: (c["label_1"], c["label_2"]) for t, c in counts.items()} == {
+        "image_generation": (6, 6), "video_generation": (4, 5), "image_understanding": (5, 5), "video_understanding": (2, 2)}
+    swapped = [p for p in out if p.id.endswith("#swap")]
+    by_group = {(t, lab): sum(1 for p in swapped if p.task.value == t and p.label == 3 - lab) for t in SKEWED for lab in (1, 2)}
+    assert by_group == {(t, lab): SKEWED[t][lab - 1] // 2 for t in SKEWED for lab in (1, 2)}
+    # swapped pairs carry the candidates in the other order; the input order is kept
+    for p, q in zip(pairs, out, strict=True):
+        assert q.id in (p.id, p.id + "#swap")
+        if q.id != p.id:
+            assert q.candidates == p.candidates[::-1] and q.label == 3 - p.label
+    # deterministic in the seed, independent of the input order, different for another seed
+    assert [p.id for p in balance_pairs(pairs, "swap_half", seed=0)] == [p.id for p in out]
+    assert sorted(p.id for p in balance_pairs(pairs[::-1], "swap_half", seed=0)) == sorted(p.id for p in out)
+    assert [p.id for p in balance_pairs(pairs, "swap_half", seed=1)] != [p.id for p in out]
+    assert balance_pairs(pairs, "none") == pairs
+
+
+def test_both_orders_puts_each_pair_next_to_its_swap() -> None:
+    from unireward.data.balance import balance_pairs, slot_counts
+
+    pairs = _pairs(SKEWED)
+    out = balance_pairs(pairs, "both_orders")
+    assert [p.id for p in out[:4]] == ["image_generation-0", "image_generation-0#swap", "image_generation-1", "image_generation-1#swap"]
+    assert all(c["label_1"] == c["label_2"] == sum(SKEWED[t]) for t, c in slot_counts(out).items())
+
+
+def test_balanced_sft_records_carry_the_rewritten_chain_of_thought() -> None:
+    from unireward.data.balance import balance_records, slot_counts
+    from unireward.data.schema import PreferencePair
+    from unireward.demo.teacher import synthetic_cot
+
+    records = []
+    for p in _pairs({"image_generation": (8, 2), "image_understanding": (1, 5)}):
+        if p.task is Task.IMAGE_GENERATION:
+            seen = [["red"], ["blue"]] if p.label == 1 else [["blue"], ["red"]]
+            cot = synthetic_cot(p.task, "Text Caption: [a red star]", seen)
+        else:
+            text = f"about the image\nAnswer 1: [{p.candidates[0]}]\nAnswer 2: [{p.candidates[1]}]"
+            cot = synthetic_cot(p.task, text, [["red" if p.label == 1 else "blue"]])
+        assert parse_judgment(cot, p.task, strict=True).winner == p.label
+        records.append({"pair": p.to_dict(), "completion": cot, "source": "teacher"})
+    out, stats = balance_records(records, "swap_half", seed=3)
+    assert stats["unswappable"] == 0 and stats["swapped"] == 8 // 2 + 2 // 2 + 1 // 2 + 5 // 2
+    assert stats["after"] == {"image_generation": {"label_1": 5, "label_2": 5, "label_1_share": 0.5},
+                              "image_understanding": {"label_1": 3, "label_2": 3, "label_1_share": 0.5}}  # fmt: skip
+    for rec in out:
+        pair = PreferencePair.from_dict(rec["pair"])
+        j = parse_judgment(rec["completion"], pair.task, strict=True)
+        assert j.ok and j.winner == pair.label and j.totals_consistent
+        assert rec["source"] == "teacher"
+    assert slot_counts(PreferencePair.from_dict(r["pair"]) for r in out) == stats["after"]
+    # a completion that cannot be rewritten to the swapped label keeps its record unswapped, counted
+    bad = [{**records[0], "completion": "<answer>Image 1 is better</answer>"}]  # no think block: not strict
+    kept, s = balance_records(bad, "both_orders")
+    assert kept == bad and s["unswappable"] == 1 and s["swapped"] == 0
+
+
+def test_rejection_sampling_reports_and_warns_on_the_grpo_label_prior(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from unireward.train.sample import split_samples
+
+    pairs = {p.id: p for p in _pairs({"image_generation": (3, 9), "video_generation": (5, 5)})}
+    rows = [{"id": pid, "texts": ["x"], "winners": [1], "strict_ok": [True], "correct": [False]} for pid in pairs]
+    with caplog.at_level(logging.WARNING, logger="unireward.train.sample"):
+        _, grpo, stats = split_samples(rows, pairs, "majority", 1)
+    prior = stats["grpo_label_prior"]
+    assert len(grpo) == 22 and prior["per_task"]["image_generation"]["label_1_share"] == 0.25
+    assert prior["warnings"] == ["image_generation: 3 of 12 pairs prefer slot 1 (label prior 0.25, outside 0.4-0.6)"]
+    assert "GRPO set image_generation: 3 of 12" in caplog.text and "video_generation" not in caplog.text
+
+
+# --- the both-orders consistency reward --------------------------------------------------------
+
+def _brute_force(right: dict[str, list[bool]], pid: str, i: int) -> float:
+    """Mean over every pairing of completion i with one completion of the other order of 1[both right]."""
+    other = pid[: -len("#swap")] if pid.endswith("#swap") else pid + "#swap"
+    if other not in right:
+        return 0.0
+    pairings = [(right[pid][i], r) for r in right[other]]
+    return sum(a and b for a, b in pairings) / len(pairings)
+
+
+@pytest.mark.parametrize("g", [1, 2, 3])
+def test_position_consistency_reward_against_a_brute_force_table(g: int) -> None:
+    import itertools
+
+    from unireward.rewards import get_reward_functions
+
+    (reward,) = get_reward_functions(["position_consistency"])
+    verdict = {True: "<think>t</think><answer>Image {} is better</answer>"}
+    for pattern in itertools.product((False, True), repeat=2 * g):
+        fwd, rev = list(pattern[:g]), list(pattern[g:])
+        # forward label is slot 1, the swapped prompt's label slot 2; a wrong completion names the other slot
+        comps = [verdict[True].format(1 if r else 2) for r in fwd] + [verdict[True].format(2 if r else 1) for r in rev]
+        labels = ["Image 1 is better"] * g + ["Image 2 is better"] * g
+        ids = ["p"] * g + ["p#swap"] * g
+        got = reward(comps + ["<answer>Image 1 is better</answer>"], label=labels + ["Image 1 is better"], pair_id=ids + ["lonely"])
+        table = {"p": fwd, "p#swap": rev}
+        want = [_brute_force(table, pid, i % g) for i, pid in enumerate(ids)] + [0.0]
+        assert got == pytest.approx(want), pattern
+        if not any(rev):  # nothing right in the other order: nothing pays in this one
+            assert not any(got[:g])
+    with pytest.raises(ValueError, match="pair_id"):
+        reward(["<answer>Image 1 is better</answer>"], label=["Image 1 is better"])
+
+
+def test_grpo_config_refuses_position_consistency_without_both_orders() -> None:
+    from unireward.train.grpo import GRPOStageConfig
+
+    common = {"model": "m", "train_file": "f", "output_dir": "o", "num_generations": 4}
+    with pytest.raises(ValueError, match="set order_balance: both_orders"):
+        GRPOStageConfig(**common, per_device_train_batch_size=8, rewards=("format", "accuracy", "position_consistency"))
+    with pytest.raises(ValueError, match="even number of prompts"):
+        GRPOStageConfig(**common, per_device_train_batch_size=4, order_balance="both_orders")
+    with pytest.raises(ValueError, match="order_balance must be one of"):
+        GRPOStageConfig(**common, per_device_train_batch_size=8, order_balance="half")
+    cfg = GRPOStageConfig(**common, per_device_train_batch_size=8, order_balance="both_orders",
+                          rewards=("format", "accuracy", "position_consistency"))  # fmt: skip
+    args = cfg.trl_args()
+    assert args.shuffle_dataset is False and args.reward_weights == [1.0, 1.0, 1.0, 0.0, 0.0]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from unireward.data.balance import ORDER_BALANCE
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the CPU demo: the tiny-cpu recipe on the synthetic task")
@@ -13,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", default="tiny-cpu")
     p.add_argument("--family", default=None, help="tiny model family (default: the recipe's, qwen2_5_vl)")
     p.add_argument("--seed", type=int, default=None, help="training seed (tiny-model init, teacher, trainers); data keep theirs")
+    p.add_argument("--order-balance", default=None, choices=ORDER_BALANCE,
+                   help="candidate order of every training set (default: the recipe's, swap_half); none is the unbalanced ablation")  # fmt: skip
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("teacher", help="serve the scripted synthetic-task teacher on the OpenAI chat API")

@@ -33,6 +33,7 @@ from unireward.rewards.policy import (
     format_reward,
     get_reward_functions,
     make_protocol_reward,
+    position_consistency_reward,
     protocol_reward,
     strict_format_reward,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "majority_share",
     "make_protocol_reward",
     "pointwise_rewards",
+    "position_consistency_reward",
     "preference_of_first",
     "protocol_reward",
     "strict_format_reward",

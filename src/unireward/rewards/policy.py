@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from unireward.data.balance import SWAP_SUFFIX
 from unireward.protocol.parser import parse_judgment
 from unireward.protocol.tasks import Task, answer_label, label_to_winner
 
@@ -146,6 +147,38 @@ def consistency_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     ]
 
 
+def position_consistency_reward(completions: list[Any], label: list[Any] | None = None, **kwargs: Any) -> list[float]:
+    """Pays a completion only when the verdict is right in both orders of its pair (J1's verdict
+    consistency): its own accuracy (official rule) times the share of the completions of the same pair
+    shown in the other order that are right, within the batch. The ``pair_id`` column names each
+    prompt; a swapped prompt's id is its pair's id plus ``#swap`` (``unireward.data.balance``). A
+    completion whose pair has no other order in the batch earns 0. Equals the mean over all pairings of
+    this completion with one of the other order's of ``1[both right]``.
+
+    >>> right1, wrong1 = "<answer>Image 1 is better</answer>", "<answer>Image 2 is better</answer>"
+    >>> right2, wrong2 = wrong1, right1  # the swapped prompt's label is slot 2
+    >>> position_consistency_reward([right1, wrong1, right2, right2, right1],
+    ...     label=["Image 1 is better"] * 2 + ["Image 2 is better"] * 2 + ["Image 1 is better"],
+    ...     pair_id=["p", "p", "p#swap", "p#swap", "q"])
+    [1.0, 0.0, 0.5, 0.5, 0.0]
+    """
+    n = len(completions)
+    ids = _column(kwargs, "pair_id", n)
+    if any(i is None for i in ids):
+        raise ValueError("position_consistency needs a 'pair_id' column (GRPO data with order_balance: both_orders)")
+    right = accuracy_reward(completions, label=label, **{k: v for k, v in kwargs.items() if k != "pair_id"})
+    by_prompt: dict[str, list[float]] = {}
+    for pid, r in zip(ids, right, strict=True):
+        by_prompt.setdefault(str(pid), []).append(r)
+    out = []
+    for pid, r in zip(ids, right, strict=True):
+        pid = str(pid)
+        other = pid.removesuffix(SWAP_SUFFIX) if pid.endswith(SWAP_SUFFIX) else pid + SWAP_SUFFIX
+        partner = by_prompt.get(other)
+        out.append(r * sum(partner) / len(partner) if partner else 0.0)
+    return out
+
+
 def protocol_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     """A reward in [0, 1] from the verdict of any template family (``template_family`` column, or
     :func:`make_protocol_reward`), read by the one parser. Pairwise with a ``label`` (1/2 or the
@@ -206,6 +239,7 @@ REWARD_FUNCTIONS = {
     "accuracy": accuracy_reward,
     "strict_format": strict_format_reward,
     "consistency": consistency_reward,
+    "position_consistency": position_consistency_reward,
     "protocol": protocol_reward,
 }
 

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from unireward.data.balance import ORDER_BALANCE as ORDER_CHOICES
+
 
 def _budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--media-root", default=None, help="root for relative media paths")
@@ -141,7 +143,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--family", default=None)
-    p.add_argument("--rewards", default=None, help="comma-separated: format, accuracy, strict_format, consistency (default: format,accuracy)")
+    p.add_argument("--rewards", default=None,
+                   help="comma-separated: format, accuracy, strict_format, consistency, position_consistency (default: format,accuracy)")  # fmt: skip
+    p.add_argument("--order-balance", default=None, choices=ORDER_CHOICES,
+                   help="candidate order of the input: none (default), swap_half, both_orders (a pair and its swap in one batch)")  # fmt: skip
     _trainer_flags(p, "grpo")
     p.add_argument("--overwrite", action="store_true", help="retrain when --out holds a model trained with other settings")
     _budget_args(p)
@@ -157,6 +162,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--family", default=None, help="model family of the recipe's base model (overrides the recipe)")
     p.add_argument("--seed", type=int, default=None, help="training seed (tiny-model init, teacher, trainers); data keep theirs")
     p.add_argument("--report-to", default=None, help="trackers for every training stage: none, tensorboard, wandb, trackio (comma-separated)")
+    p.add_argument("--order-balance", default=None, choices=ORDER_CHOICES,
+                   help="candidate order of every training set (overrides the recipe): none, swap_half, both_orders")  # fmt: skip
     p.set_defaults(func=_pipeline)
 
     p = sub.add_parser("configs", help="list the shipped recipes and accelerate/DeepSpeed configs, or print one's path")
@@ -203,7 +210,8 @@ def _stage_values(args: argparse.Namespace, cls: type, kind: str, **fixed: Any) 
     own = {f.name for f in fields(cls)}
     values = split_settings(_load_overrides(args.config), own, kind, f"--config {args.config}") if args.config else {}
     flags: dict[str, Any] = {"media_root": args.media_root, "template_family": args.template_family, "family": args.family,
-                             "overwrite": True if args.overwrite else None}  # fmt: skip
+                             "overwrite": True if args.overwrite else None,
+                             "order_balance": getattr(args, "order_balance", None)}  # fmt: skip
     if _budget(args):
         flags["budget"] = _budget(args)
     flags.update({name: getattr(args, name) for name, _, kinds in _TRL_FLAGS if kind in kinds})
@@ -285,6 +293,8 @@ def _pipeline(args: argparse.Namespace) -> int:
         recipe = replace(recipe, model=replace(recipe.model, family=get_family(args.family).name))
     if args.seed is not None:
         recipe = replace(recipe, seed=args.seed)
+    if getattr(args, "order_balance", None):
+        recipe = replace(recipe, order_balance=args.order_balance)
     if getattr(args, "report_to", None):  # an explicit flag beats the recipe, stage sections included
         stages = {k: {**getattr(recipe, k), "report_to": args.report_to} for k in ("base_sft", "cold_start", "rs_sft", "grpo")
                   if getattr(recipe, k) or k != "base_sft"}  # fmt: skip

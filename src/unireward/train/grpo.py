@@ -3,12 +3,19 @@
 Rewards are the paper's ``format + accuracy`` (0-2) unless configured otherwise; the strict format
 and consistency rewards are there to close the known hacks. Videos go in as frame images: TRL
 silently trains without a video passed as a video. TRL logs ``frac_reward_zero_std`` (groups whose
-G completions all got the same reward, hence no gradient); the stage summary keeps it.
+G completions all got the same reward, hence no gradient); the stage summary keeps it, with the share
+of completions naming slot 1 against the batch's label prior (``train.slot_watch``).
+
+``order_balance`` balances the candidate order of the input (``unireward.data.balance``): ``swap_half``
+shows a seeded half of each task's pairs of each label swapped; ``both_orders`` shows every pair both
+ways and keeps the two in one generation batch (pairs shuffled as units, TRL's own shuffle off), which
+the ``position_consistency`` reward needs.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +23,7 @@ from typing import Any
 
 from unireward.models.family import resolve_budget
 from unireward.rewards import get_reward_functions
-from unireward.rows import replace_json
+from unireward.rows import read_rows, replace_json, replace_rows
 from unireward.train.callbacks import ZeroStdWatch
 from unireward.train.sft import (
     TrainerCommon,
@@ -27,6 +34,7 @@ from unireward.train.sft import (
     load_policy,
     save_final,
 )
+from unireward.train.slot_watch import MONITORS, SlotWatch
 from unireward.train.stream import lazy_dataset
 from unireward.train.trl_settings import build_trl_config, check_generation_batch, world_size
 
@@ -75,9 +83,29 @@ class GRPOStageConfig(TrainerCommon):
     #: warn when every group of this many logged steps in a row had one reward for all its completions
     #: (``frac_reward_zero_std`` = 1: no advantage, GRPO learns nothing); 0 turns the warning off
     zero_std_patience: int = 10
+    #: candidate order of the input: none | swap_half | both_orders (see the module docstring)
+    order_balance: str = "none"
+    #: warn when the share of completions naming slot 1 is more than ``slot_bound`` from the batch's
+    #: label prior for ``slot_patience`` logged steps in a row; 0 turns the warning off
+    slot_bound: float = 0.25
+    slot_patience: int = 5
 
     def __post_init__(self) -> None:
+        from unireward.data.balance import check_mode
+
         get_reward_functions(self.rewards)  # validates the names
+        check_mode(self.order_balance)
+        if "position_consistency" in self.rewards and self.order_balance != "both_orders":
+            raise ValueError("the position_consistency reward compares both orders of a pair in one batch: set order_balance: both_orders")
+        if self.order_balance == "both_orders" and (
+            self.per_device_train_batch_size % self.num_generations or (self.per_device_train_batch_size // self.num_generations) % 2
+        ):
+            raise ValueError(
+                f"order_balance both_orders keeps a pair and its swap on one device: per_device_train_batch_size "
+                f"({self.per_device_train_batch_size}) must hold an even number of prompts of num_generations ({self.num_generations})"
+            )
+        if self.slot_bound <= 0 or self.slot_patience < 0:
+            raise ValueError("slot_bound must be > 0 and slot_patience >= 0")
         if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
             raise ValueError("reward_weights needs one weight per reward")
         if self.num_generations < 2:
@@ -117,20 +145,43 @@ class GRPOStageConfig(TrainerCommon):
             "top_p": self.top_p, "max_completion_length": self.max_completion_length, "loss_type": self.loss_type,
             "scale_rewards": self.scale_rewards, "num_train_epochs": self.num_train_epochs, "max_steps": self.max_steps,
             "warmup_steps": self.warmup_ratio, "lr_scheduler_type": self.lr_scheduler_type,
-            "reward_weights": list(self.reward_weights) if self.reward_weights else None,
-            "save_steps": self.save_steps, "logging_steps": self.logging_steps, **extra,
+            # the slot monitors ride along at weight 0: logged each step, no effect on any advantage
+            "reward_weights": [*(self.reward_weights or [1.0] * len(self.rewards)), *[0.0] * len(MONITORS)],
+            "save_steps": self.save_steps, "logging_steps": self.logging_steps,
+            **({"shuffle_dataset": False} if self.order_balance == "both_orders" else {}), **extra,
         }, self.trl)  # fmt: skip
 
 
-def grpo_dataset(cfg: GRPOStageConfig, main_process_first: Any = None) -> tuple[Any, list[str]]:
+def balanced_input(cfg: GRPOStageConfig) -> tuple[str, dict[str, Any] | None]:
+    """The file GRPO reads: ``train_file`` itself, or its balanced copy in ``output_dir`` (written
+    atomically; every process writes the same bytes). With ``both_orders`` each pair is followed by its
+    swap and the pairs are shuffled as units with the stage's seed, since TRL's shuffle is off."""
+    if cfg.order_balance == "none":
+        return cfg.train_file, None
+    from unireward.data.balance import balance_records
+
+    records = read_rows(cfg.train_file, required=("pair",))
+    out, stats = balance_records(records, cfg.order_balance, seed=cfg.seed, text_key="")
+    if cfg.order_balance == "both_orders":
+        units = [out[i : i + 2] for i in range(0, len(out), 2)]
+        random.Random(cfg.seed).shuffle(units)
+        out = [r for u in units for r in u]
+    path = Path(cfg.output_dir) / "train.balanced.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_rows(path, out)
+    return str(path), stats
+
+
+def grpo_dataset(cfg: GRPOStageConfig, main_process_first: Any = None, train_file: str | None = None) -> tuple[Any, list[str]]:
     """The GRPO prompts, read lazily (see :mod:`unireward.train.stream`); ties are left out (no tie
     verdict exists in the protocol)."""
     errors: list[str] = []
     budget = resolve_budget(cfg.budget, cfg.model, cfg.family)
-    dataset = lazy_dataset(cfg.train_file, Path(cfg.output_dir) / "rows.arrow", "grpo", cfg.media_root, budget,
+    train_file = train_file or cfg.train_file
+    dataset = lazy_dataset(train_file, Path(cfg.output_dir) / "rows.arrow", "grpo", cfg.media_root, budget,
                            cfg.template_family, errors, main_process_first)  # fmt: skip
     if len(dataset) == 0:
-        raise ValueError(f"{cfg.train_file}: no usable GRPO prompts ({errors[:3]})")
+        raise ValueError(f"{train_file}: no usable GRPO prompts ({errors[:3]})")
     return dataset, errors
 
 
@@ -150,13 +201,19 @@ def run_grpo(
         return final
     errors: list[str] = []
     args = cfg.trl_args()
+    balance = None
     if dataset is None:
-        dataset, errors = grpo_dataset(cfg, args.main_process_first)
+        train_file, balance = balanced_input(cfg)
+        dataset, errors = grpo_dataset(cfg, args.main_process_first, train_file)
     model, processor, fam = load_policy(cfg.model, cfg.family, cfg.freeze_vision, cfg.lora)
-    watch = ZeroStdWatch(cfg.zero_std_patience)
+    watch, slots = ZeroStdWatch(cfg.zero_std_patience), SlotWatch(cfg.slot_bound, cfg.slot_patience)
+    funcs = list(reward_funcs or get_reward_functions(cfg.rewards))
+    if reward_funcs is not None:  # the caller's functions: the configured weights only if they fit
+        own = cfg.reward_weights if cfg.reward_weights and len(cfg.reward_weights) == len(funcs) else [1.0] * len(funcs)
+        args.reward_weights = [*own, *[0.0] * len(MONITORS)]
     trainer = GRPOTrainer(
-        model=model, reward_funcs=reward_funcs or get_reward_functions(cfg.rewards), args=args,
-        train_dataset=dataset, processing_class=processor, callbacks=[watch, *(callbacks or [])],
+        model=model, reward_funcs=[*funcs, *MONITORS], args=args,
+        train_dataset=dataset, processing_class=processor, callbacks=[watch, slots, *(callbacks or [])],
     )  # fmt: skip
     check_lora_sharding(trainer, cfg.lora is not None)
     trainer.train(resume_from_checkpoint=latest_checkpoint(out))
@@ -168,7 +225,7 @@ def run_grpo(
             "prompts": len(dataset), "load_errors": errors, "steps": trainer.state.global_step,
             "launch": launch_info(trainer),
             "mean_frac_reward_zero_std": sum(zero) / len(zero) if zero else None,
-            "zero_std_warning": watch.warning,
+            "zero_std_warning": watch.warning, "position": slots.summary(), "order_balance": balance,
             "log_history": history, "config": cfg.to_dict(),
         })  # fmt: skip
     trainer.accelerator.wait_for_everyone()

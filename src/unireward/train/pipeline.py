@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
+from collections import defaultdict
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -40,32 +40,43 @@ def dry_run(recipe: Recipe, out_dir: str) -> dict[str, Any]:
     return _jsonable(resolve(recipe, out_dir))
 
 
+def _fractions(block: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: None if v is None else round(v / 100, 4) for k, v in block.items()}
+
+
 def stage_metrics(records: list[dict[str, Any]], pairs: dict[str, Any]) -> dict[str, Any]:
-    """Accuracy (lenient verdict == label), strict format validity and per-task accuracy.
+    """Accuracy (lenient verdict == label, unparsed = wrong; the mean of the two orders when each pair
+    was judged both ways), strict format validity over all judgments, per-task accuracy, and the
+    ``position`` block (``unireward.metrics.position_block``, as fractions) overall and per task.
+    Records carry the verdict in the pair's own order and ``swapped`` for the order shown.
 
     >>> from unireward.data.schema import PreferencePair
     >>> p = PreferencePair("a", "image_generation", "x", ("1.png", "2.png"), 1)
-    >>> recs = [{"id": "a", "winner": 1, "text": "<think>t</think><answer>Image 1 is better</answer>"}]
-    >>> stage_metrics(recs, {"a": p})["accuracy"], stage_metrics(recs, {"a": p})["format_validity"]
-    (1.0, 1.0)
+    >>> t = "<think>t</think><answer>Image 1 is better</answer>"
+    >>> recs = [{"id": "a", "winner": 1, "swapped": False, "text": t}, {"id": "a", "winner": 2, "swapped": True, "text": t}]
+    >>> m = stage_metrics(recs, {"a": p})
+    >>> m["accuracy"], m["format_validity"], m["position"]["consistency"], m["position"]["first_slot_rate"]
+    (0.5, 1.0, 0.0, 1.0)
     """
+    from unireward.metrics import position_block
     from unireward.protocol.parser import parse_judgment
 
-    hits: Counter[str] = Counter()
-    totals: Counter[str] = Counter()
-    fmt = n = correct = 0
+    judged: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    fmt = 0
     for rec in records:
         pair = pairs[rec["id"]]
-        ok = parse_judgment(rec.get("text") or "", pair.task, strict=True).ok
-        right = rec.get("winner") == pair.label
-        n += 1
-        fmt += ok
-        correct += right
-        totals[pair.task.value] += 1
-        hits[pair.task.value] += right
+        fmt += parse_judgment(rec.get("text") or "", pair.task, strict=True).ok
+        judged[pair.task.value].append({"id": rec["id"], "label": pair.label, "swapped": bool(rec.get("swapped")),
+                                        "winner": rec.get("winner"), "sample": rec.get("sample", 0)})  # fmt: skip
+    every = [j for js in judged.values() for j in js]
+    position = _fractions(position_block(every))
+    per_task = {t: _fractions(position_block(judged[t])) for t in sorted(judged)}
     return {
-        "accuracy": correct / n if n else None, "format_validity": fmt / n if n else None, "n": n,
-        "per_task": {t: hits[t] / totals[t] for t in sorted(totals)}, "per_task_n": dict(totals),
+        "accuracy": position["accuracy"], "format_validity": fmt / len(records) if records else None,
+        "n": len({j["id"] for j in every}), "judgments": len(records),
+        "per_task": {t: b["accuracy"] for t, b in per_task.items()},
+        "per_task_n": {t: len({j["id"] for j in judged[t]}) for t in sorted(judged)},
+        "position": position, "per_task_position": per_task,
     }  # fmt: skip
 
 
@@ -86,6 +97,8 @@ class Pipeline:
         elif stage in EVAL_STAGES:
             out = {"eval": c["eval"], "test": c["data"]["test"], "template_family": self.recipe.template_family,
                    "budget": self.recipe.vision_budget()}  # fmt: skip
+        elif stage in ("cold_start", "rs_sft"):  # their training set is balanced by the recipe's rule
+            out = {**_jsonable(c[stage]), "order_balance": self.recipe.order_balance}
         elif stage == "distill":
             out = {k: v for k, v in _jsonable(c["distill"]).items() if k != "base_url"}  # the scripted teacher's port varies
             out["teacher"] = c["teacher"]
@@ -187,15 +200,32 @@ class Pipeline:
         summary = json.loads((Path(self.cfg[key].output_dir) / "sft_summary.json").read_text())
         return {"model": str(final), "steps": summary["steps"], "rows": summary["rows"], "loss": _curve(summary["log_history"], "loss")}
 
+    def _balance(self, source: Path, stage: str) -> dict[str, Any] | None:
+        """Write the stage's training set with its candidate order balanced (``recipe.order_balance``);
+        the chains of thought of swapped records are rewritten for the other order."""
+        if self.recipe.order_balance == "none":
+            return None
+        from unireward.data.balance import balance_records
+        from unireward.rows import replace_rows
+
+        target = Path(self.cfg[stage].train_file)
+        records = read_rows(source, required=("pair", "completion")) if source.exists() else []
+        out, stats = balance_records(records, self.recipe.order_balance, seed=self.recipe.seed)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        replace_rows(target, out)
+        return stats
+
     def cold_start(self) -> dict[str, Any]:
-        return self._sft("cold_start")
+        balance = self._balance(self.lay.root / "distill" / "cold_start.jsonl", "cold_start")
+        return {**self._sft("cold_start"), "order_balance": balance}
 
     def rs_sft(self) -> dict[str, Any]:
         cfg = self.cfg["rs_sft"]
+        balance = self._balance(self.lay.root / "sample" / "rs_sft.jsonl", "rs_sft")
         if not has_rows(cfg.train_file):
             # The model judged nothing correctly: there is no CoT of its own to train on.
             return self._carry_over(self.cfg["cold_start"].output_dir, cfg.output_dir, "no pair was judged correctly")
-        return self._sft("rs_sft")
+        return {**self._sft("rs_sft"), "order_balance": balance}
 
     def _carry_over(self, src: str, dst: str, why: str) -> dict[str, Any]:
         import shutil
@@ -218,11 +248,15 @@ class Pipeline:
         final = run_grpo(cfg)
         summary = json.loads((Path(cfg.output_dir) / "grpo_summary.json").read_text())
         hist = summary["log_history"]
+        position = summary.get("position") or {}
         return {
             "model": str(final), "prompts": summary["prompts"], "steps": summary["steps"],
             "mean_frac_reward_zero_std": summary["mean_frac_reward_zero_std"],
+            "order_balance": summary.get("order_balance"),
+            "slot_monitor": {k: v for k, v in position.items() if k != "steps"},
             "curves": {k: _curve(hist, k) for k in ("reward", "rewards/format_reward/mean", "rewards/accuracy_reward/mean",
-                                                     "frac_reward_zero_std", "kl", "loss")},
+                                                     "rewards/position_consistency_reward/mean", "rewards/first_slot_share/mean",
+                                                     "rewards/label_first_share/mean", "frac_reward_zero_std", "kl", "loss")},
         }  # fmt: skip
 
     def evaluate(self, stage: str) -> dict[str, Any]:
@@ -244,7 +278,7 @@ class Pipeline:
         test = self.cfg["data"]["test"]
         cfg = EvalConfig(
             benchmark="pairs", data=test, out_dir=str(self.lay.evals / stage), judge=model_dir,
-            media_root=self.cfg["data"]["media_root"], order="as-is", unparsed="wrong", batch_size=ev.batch_size,
+            media_root=self.cfg["data"]["media_root"], order="both", unparsed="wrong", batch_size=ev.batch_size,
             data_kind="synthetic" if self.recipe.data.synthetic else "real", overwrite=self.overwrite,
             judge_options={"template_family": self.recipe.template_family, "max_new_tokens": ev.max_new_tokens,
                            "video_as": "frames"},
@@ -272,7 +306,10 @@ class Pipeline:
                     for later in STAGES[i + 1 :]:
                         self._marker(later).unlink(missing_ok=True)
                 if stage in EVAL_STAGES:
-                    progress(f"[unireward] {EVAL_STAGES[stage]}: accuracy {info['accuracy']:.3f}, format validity {info['format_validity']:.3f} ({info['seconds']} s)")
+                    pos = info.get("position") or {}
+                    progress(f"[unireward] {EVAL_STAGES[stage]}: accuracy {info['accuracy']:.3f} (both orders), format validity "
+                             f"{info['format_validity']:.3f}, first-slot rate {pos.get('first_slot_rate')}, consistency "
+                             f"{pos.get('consistency')} ({info['seconds']} s)")  # fmt: skip
             else:
                 progress(f"[unireward] stage {stage}: done earlier, skipped")
             if stage == self.stop_after:

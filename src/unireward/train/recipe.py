@@ -142,6 +142,10 @@ class Recipe:
     eval: EvalSpec = field(default_factory=EvalSpec)
     #: trackers for every training stage unless a stage sets its own (see ``TrainerCommon.report_to``)
     report_to: str | None = None
+    #: candidate order of every training set (``unireward.data.balance``): ``swap_half`` shows a seeded
+    #: half of each task's pairs of each label the other way round, ``both_orders`` every pair both ways
+    #: (GRPO keeps a pair and its swap in one batch), ``none`` keeps the data's order
+    order_balance: str = "swap_half"
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -156,6 +160,9 @@ class Recipe:
             raise ValueError("base_style must be 'verdict' or 'rationale'")
         if self.base_style == "rationale" and self.data.synthetic is None:
             raise ValueError("base_style 'rationale' is only available on the synthetic task")
+        from unireward.data.balance import check_mode
+
+        check_mode(self.order_balance)
 
     def vision_budget(self) -> VisionBudget:
         """The recipe's budget, with the model family's side multiple unless the recipe sets one."""
@@ -289,8 +296,11 @@ def resolve(recipe: Recipe, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "model": t.model if t.kind == "openai" else "scripted-teacher", "api_key_env": t.api_key_env,
         "budget": budget, **shared, **recipe.distill,
     })  # fmt: skip
+    # Balanced copies of the SFT sets are written by the pipeline before each SFT stage; GRPO balances
+    # its own input (``GRPOStageConfig.order_balance``), which also keeps both orders in one batch.
+    balanced = recipe.order_balance != "none"
     cold_start = _build(SFTStageConfig, "cold_start", {
-        "model": base, "train_file": str(lay.root / "distill" / "cold_start.jsonl"),
+        "model": base, "train_file": str(lay.root / "balanced" / "cold_start.jsonl" if balanced else lay.root / "distill" / "cold_start.jsonl"),
         "output_dir": str(lay.model("cold_start")), "family": recipe.model.family, "seed": recipe.seed,
         "budget": budget, **shared, **track, **recipe.cold_start,
     })  # fmt: skip
@@ -299,19 +309,20 @@ def resolve(recipe: Recipe, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "family": recipe.model.family, "seed": recipe.seed, "budget": budget, **shared, **recipe.sample,
     })  # fmt: skip
     rs_sft = _build(SFTStageConfig, "rs_sft", {
-        "model": str(lay.model("cold_start") / "final"), "train_file": str(lay.root / "sample" / "rs_sft.jsonl"),
+        "model": str(lay.model("cold_start") / "final"),
+        "train_file": str(lay.root / "balanced" / "rs_sft.jsonl" if balanced else lay.root / "sample" / "rs_sft.jsonl"),
         "output_dir": str(lay.model("rejection_sampling")), "family": recipe.model.family, "seed": recipe.seed,
         "budget": budget, **shared, **track, **recipe.rs_sft,
     })  # fmt: skip
     grpo = _build(GRPOStageConfig, "grpo", {
         "model": str(lay.model("rejection_sampling") / "final"), "train_file": str(lay.root / "sample" / "grpo.jsonl"),
         "output_dir": str(lay.model("grpo")), "family": recipe.model.family, "seed": recipe.seed,
-        "budget": budget, **shared, **track, **recipe.grpo,
+        "budget": budget, "order_balance": recipe.order_balance, **shared, **track, **recipe.grpo,
     })  # fmt: skip
     return {
         "recipe": recipe.name, "out_dir": str(lay.root), "data": {"cold_start": cold, "train": train, "test": test,
         "media_root": media_root, "synthetic": asdict(d.synthetic) if d.synthetic else None},
-        "model": asdict(recipe.model), "teacher": asdict(t), "eval": asdict(recipe.eval),
+        "model": asdict(recipe.model), "teacher": asdict(t), "eval": asdict(recipe.eval), "order_balance": recipe.order_balance,
         "base_model": base, "base_sft": base_sft, "distill": distill, "cold_start": cold_start, "sample": sample, "rs_sft": rs_sft, "grpo": grpo,
     }  # fmt: skip
 

@@ -21,16 +21,22 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"Data: **{data}**{' (generated colour/shape task, not a benchmark)' if data == 'synthetic' else ''}; "
         f"held-out split: `{report['test_file_name']}` ({report.get('test_pairs', '?')} pairs, no ties); "
-        f"model: {report['model']}; accuracy = the verdict equals the label (lenient parse, unparsed counts as wrong); "
-        "format validity = strict format (one think block, one answer block with an allowed verdict, nothing else).",
+        f"model: {report['model']}; every pair judged in both candidate orders; accuracy = the verdict equals the "
+        "label (lenient parse, unparsed counts as wrong), the mean of the two orders; format validity = strict format "
+        "(one think block, one answer block with an allowed verdict, nothing else); first slot = share of verdicts "
+        "naming the candidate shown first (0.5 = no slot preference); consistency = share of pairs whose verdict names "
+        "the same candidate in both orders.",
         "",
     ]
     tasks = sorted({t for s in report["stages"] for t in s.get("per_task", {})})
-    lines.append("| stage | accuracy % | format validity % | " + " | ".join(tasks) + " |")
-    lines.append("|---|---:|---:|" + "---:|" * len(tasks))
+    lines.append("| stage | accuracy % | forward % | reverse % | first slot % | consistency % | format validity % | " + " | ".join(tasks) + " |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(tasks))
     for s in report["stages"]:
         per = " | ".join(_pct(s["per_task"].get(t)) for t in tasks)
-        lines.append(f"| {STAGE_LABELS.get(s['name'], s['name'])} | {_pct(s['accuracy'])} | {_pct(s['format_validity'])} | {per} |")
+        pos = s.get("position") or {}
+        cells = [_pct(pos.get(k)) for k in ("accuracy_forward", "accuracy_reverse", "first_slot_rate", "consistency")]
+        lines.append(f"| {STAGE_LABELS.get(s['name'], s['name'])} | {_pct(s['accuracy'])} | {' | '.join(cells)} | "
+                     f"{_pct(s['format_validity'])} | {per} |")  # fmt: skip
     gains = report.get("gains", {})
     if gains:
         lines += ["", "Gains (accuracy points): " + ", ".join(f"{k} {v:+.1f}" for k, v in gains.items())]
@@ -55,12 +61,15 @@ def render_plots(report: dict[str, Any], curves: dict[str, Any], out: Path) -> l
         xs = range(len(stages))
         ax.plot(xs, [100 * (s["accuracy"] or 0) for s in stages], "o-", label="accuracy")
         ax.plot(xs, [100 * (s["format_validity"] or 0) for s in stages], "s--", label="format validity")
+        first = [(s.get("position") or {}).get("first_slot_rate") for s in stages]
+        ax.plot(xs, [100 * (f if f is not None else float("nan")) for f in first], "^-", color="black", label="first-slot rate")
+        ax.axhline(50, color="grey", lw=0.6, ls="--")
         for t in sorted({t for s in stages for t in s["per_task"]}):
             ax.plot(xs, [100 * s["per_task"].get(t, 0) for s in stages], ":", alpha=0.7, label=t)
         ax.set_xticks(list(xs), [s["name"] for s in stages])
         ax.set_ylabel("% of held-out pairs")
         ax.set_ylim(0, 102)
-        ax.set_title(f"held-out accuracy by stage ({report['data']} data)")
+        ax.set_title(f"held-out accuracy (both orders) and first-slot rate by stage ({report['data']} data)", fontsize=9)
         ax.legend(fontsize=7)
         paths.append(_save(plt, fig, out / "accuracy_by_stage.png"))
     loss = {k: v for k, v in curves.items() if k.endswith("loss") and v}
@@ -102,7 +111,8 @@ def write_pipeline_report(pipe: Any) -> dict[str, Any]:
     for marker in ("eval_base", "eval_cold_start", "eval_rejection_sampling", "eval_grpo"):
         info = pipe.done(marker)
         if info:
-            stages.append({k: info[k] for k in ("name", "accuracy", "format_validity", "per_task", "n", "seconds")})
+            stages.append({k: info.get(k) for k in ("name", "accuracy", "format_validity", "per_task", "n", "judgments", "position",
+                                                    "per_task_position", "seconds")})  # fmt: skip
     by = {s["name"]: s["accuracy"] for s in stages}
     gains = {}
     if "grpo" in by and "cold_start" in by:
@@ -135,6 +145,7 @@ def write_pipeline_report(pipe: Any) -> dict[str, Any]:
         "distill": (pipe.done("distill") or {}).get("report"),
         "sample": {k: v for k, v in ((pipe.done("sample") or {}).get("report") or {}).items() if k != "config"} or None,
         "grpo": {k: v for k, v in (grpo or {}).items() if k not in ("curves", "stage")} or None,
+        "order_balance": recipe.order_balance,
         "timings_seconds": timings,
     }
     report["plots"] = render_plots(report, curves, out)

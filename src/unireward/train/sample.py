@@ -118,6 +118,13 @@ def split_samples(rows: list[dict[str, Any]], pairs: dict[str, PreferencePair], 
         for task, v in per_task.items() if v["pairs"]
     }  # fmt: skip
     stats = {"pairs": n, "errors": n_err, "sft_records": len(sft), "grpo_pairs": len(grpo), "rule": rule, "per_task": tasks}
+    # The set routed to GRPO inherits the model's slot bias (its errors are mostly the other label):
+    # its label prior per task, before any balancing, with a warning outside 0.4-0.6.
+    from unireward.data.balance import label_prior_check
+
+    stats["grpo_label_prior"] = label_prior_check(PreferencePair.from_dict(r["pair"]) for r in grpo)
+    for warning in stats["grpo_label_prior"]["warnings"]:
+        log.warning("GRPO set %s; balance its candidate order (order_balance)", warning)
     if n:
         stats["pass@1"] = sum(v["pass@1"] * v["pairs"] for v in tasks.values()) / n
         stats["pass@k"] = sum(v["pass@k"] * v["pairs"] for v in tasks.values()) / n

@@ -4,7 +4,7 @@ A record file becomes an Arrow file on disk holding one JSON string per usable r
 batches, memory-mapped when read: the rows are indexed on disk); the dataset's transform builds each
 row's prompt and loads and sizes its media through the one vision budget only when the trainer asks
 for that row. TRL sees the same columns as from an in-memory dataset (``prompt``, ``images``, and
-``completion`` for SFT or ``label``/``task`` for GRPO), in the same order, with the same pixels.
+``completion`` for SFT or ``label``/``task``/``pair_id`` for GRPO), in the same order, with the same pixels.
 
 A record whose media file is missing is left out when the index is built (named in ``errors``); one
 whose media fails to decode at training time is dropped from its batch with a warning naming it.
@@ -90,7 +90,7 @@ def make_transform(kind: str, media_root: str | None, budget: VisionBudget, fami
 
     def transform(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         cols: dict[str, list[Any]] = {"prompt": [], "images": []}
-        cols.update({"completion": []} if kind == "sft" else {"label": [], "task": []})
+        cols.update({"completion": []} if kind == "sft" else {"label": [], "task": [], "pair_id": []})
         for raw in batch["record"]:
             rec = json.loads(raw)
             pair = PreferencePair.from_dict(rec["pair"])
@@ -106,6 +106,7 @@ def make_transform(kind: str, media_root: str | None, budget: VisionBudget, fami
             else:
                 cols["label"].append(pair.label_text)
                 cols["task"].append(pair.task.value)
+                cols["pair_id"].append(pair.id)  # the position_consistency reward finds a pair's other order by it
         if not cols["prompt"]:
             raise MediaError(f"every record of a batch failed to load its media ({[json.loads(r)['pair'].get('id') for r in batch['record']]})")
         return cols

@@ -327,3 +327,48 @@ def test_sample_refuses_other_settings_and_duplicate_ids(tiny_model: Path, tiny_
     assert main(["sample", str(dup), "--model", str(tiny_model), "--out", str(tmp_path / "s2"), "-k", "2",
                  "--max-new-tokens", "4", "--make-unique-ids"]) == 0  # fmt: skip
     assert len(read_rows(tmp_path / "s2" / "samples.jsonl")) == 3
+
+
+def _with_bad_lines(path: Path) -> Path:
+    """Insert, after the first pair, a line that is not JSON and a pair without its label."""
+    lines = path.read_text().splitlines()
+    unlabelled = json.loads(lines[1])
+    del unlabelled["label"]
+    path.write_text("\n".join([lines[0], '{"id": "broken", ', json.dumps(unlabelled), *lines[1:]]) + "\n")
+    return path
+
+
+def test_sample_names_and_skips_bad_lines_and_exits_non_zero(tiny_model: Path, tiny_images: list[Path], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    pairs = _with_bad_lines(_image_pairs(tmp_path / "pairs.jsonl", tiny_images, 3))
+    args = ["sample", str(pairs), "--model", str(tiny_model), "--out", str(tmp_path / "s"), "-k", "2", "--max-new-tokens", "4"]
+    assert main(args) == 1  # the three good pairs are sampled; the two bad lines fail the run
+    captured = capsys.readouterr()
+    stats = json.loads(captured.out)
+    assert stats["bad_lines"][0].startswith("row pairs.jsonl:2: invalid JSON")
+    assert stats["bad_lines"][1] == "row pairs.jsonl:3, field 'label': missing required field"
+    assert stats["failed"] == 2 and stats["errors"] == 0 and stats["total_pairs"] == 3
+    assert "skipping row pairs.jsonl:2: invalid JSON" in caplog.text and "2 of 5 pairs failed" in captured.err
+    assert [r["id"] for r in read_rows(tmp_path / "s" / "samples.jsonl")] == ["p0", "p1", "p2"]
+    assert json.loads((tmp_path / "s" / "sample_report.json").read_text())["bad_lines"] == stats["bad_lines"]
+    assert main([*args, "--max-error-rate", "0.4"]) == 0  # 2 of 5 tolerated; nothing sampled again
+    assert len(read_rows(tmp_path / "s" / "samples.jsonl")) == 3
+
+
+def test_distill_names_and_skips_bad_lines_and_exits_non_zero(teacher: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    from unireward.demo.synthetic import SyntheticConfig, generate
+
+    root = tmp_path / "syn"
+    generate(root, SyntheticConfig(n_per_task={"image_generation": 3}, seed=2), "cold")
+    pairs = _with_bad_lines(root / "cold.jsonl")
+    args = ["distill", str(pairs), "--out", str(tmp_path / "d"), "--base-url", teacher, "--media-root", str(root),
+            "--max-retries", "0"]  # fmt: skip
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["bad_lines"][0].startswith("row cold.jsonl:2: invalid JSON")
+    assert report["bad_lines"][1] == "row cold.jsonl:3, field 'label': missing required field"
+    assert report["pairs"] == 3 and report["kept"] == 3 and report["failed"] == 0 and len(_Teacher.served) == 3
+    assert "skipping row cold.jsonl:3, field 'label'" in caplog.text and "2 of 5 pairs failed" in captured.err
+    assert main([*args, "--max-error-rate", "0.4"]) == 0 and len(_Teacher.served) == 3  # answers cached, not asked again

@@ -37,6 +37,10 @@ class SchemaError(ValueError):
         self.message, self.row, self.field = message, row, field
 
 
+class DuplicateIdError(SchemaError):
+    """A pair id seen before in a file whose results are keyed by id (the input, not one line, is wrong)."""
+
+
 def _check_media(value: Any, fld: str, row: Any) -> MediaRef:
     if isinstance(value, str) and value:
         return value
@@ -197,7 +201,7 @@ def iter_pairs(
             pair = PreferencePair.from_dict(item.data, row=where)
             if pair.id in first_line and duplicates != "allow":
                 if duplicates == "refuse":
-                    raise SchemaError(
+                    raise DuplicateIdError(
                         f"duplicate id {pair.id!r} (first at line {first_line[pair.id]}); ids must be unique "
                         "(fix the data, or ask for unique ids to be made)",
                         where,
@@ -216,8 +220,24 @@ def iter_pairs(
             yield e
 
 
-def read_pairs(path: str | os.PathLike[str], duplicates: str = "allow") -> list[PreferencePair]:
-    return [p for p in iter_pairs(path, duplicates=duplicates) if isinstance(p, PreferencePair)]
+def read_pairs(
+    path: str | os.PathLike[str], duplicates: str = "allow", bad: list[SchemaError] | None = None
+) -> list[PreferencePair]:
+    """The pairs of a JSONL file. Without ``bad`` the first line that is not a valid pair raises; with
+    it, each such line is logged, appended to ``bad`` (``row FILE:LINE: reason``) and skipped. A
+    refused duplicate id raises either way: it is the file, not one line, that is wrong."""
+    if bad is None:
+        return [p for p in iter_pairs(path, duplicates=duplicates) if isinstance(p, PreferencePair)]
+    pairs = []
+    for item in iter_pairs(path, errors="yield", duplicates=duplicates):
+        if isinstance(item, DuplicateIdError):
+            raise item
+        if isinstance(item, SchemaError):
+            log.warning("skipping %s", item)
+            bad.append(item)
+        else:
+            pairs.append(item)
+    return pairs
 
 
 def write_pairs(pairs: Iterable[PreferencePair], path: str | os.PathLike[str], append: bool = False) -> int:

@@ -34,6 +34,11 @@ def _exit_status(command: str, failed: int, total: int, rate: float, where: str)
     return 0
 
 
+def _named_lines(bad: list[str]) -> str:
+    """Where to read about input lines that were skipped (each was named on stderr as it was read)."""
+    return f" and the {len(bad)} unreadable input line(s) named above (in bad_lines)" if bad else ""
+
+
 def _budget(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if args.max_pixels:
@@ -196,8 +201,9 @@ def _distill(args: argparse.Namespace) -> int:
     )  # fmt: skip
     report = distill(cfg)
     print(json.dumps(report.to_dict(), indent=2))
-    where = f"{args.out}/teacher_cache.jsonl and media_errors.jsonl"
-    return _exit_status("distill", report.failed + report.media_errors, report.pairs, args.max_error_rate, where)
+    where = f"{args.out}/teacher_cache.jsonl and media_errors.jsonl" + _named_lines(report.bad_lines)
+    failed = report.failed + report.media_errors + len(report.bad_lines)
+    return _exit_status("distill", failed, report.pairs + len(report.bad_lines), args.max_error_rate, where)
 
 
 def _stage_values(args: argparse.Namespace, cls: type, kind: str, **fixed: Any) -> dict[str, Any]:
@@ -265,7 +271,8 @@ def _sample(args: argparse.Namespace) -> int:
     stats = sample(cfg)
     stats.pop("config", None)
     print(json.dumps(stats, indent=2))
-    return _exit_status("sample", stats["errors"], stats["total_pairs"], args.max_error_rate, f"{args.out}/samples.jsonl")
+    where = f"{args.out}/samples.jsonl" + _named_lines(stats["bad_lines"])
+    return _exit_status("sample", stats["failed"], stats["total_pairs"] + len(stats["bad_lines"]), args.max_error_rate, where)
 
 
 def _grpo(args: argparse.Namespace) -> int:

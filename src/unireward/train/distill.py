@@ -16,15 +16,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
-from unireward.data.schema import PreferencePair, read_pairs
+from unireward.data.schema import PreferencePair, SchemaError, read_pairs
 from unireward.judge.openai_http import ChatClient, ChatError, encode_messages
-from unireward.manifest import Manifest, begin_run, file_fingerprint
 from unireward.media import MediaError, VisionBudget
 from unireward.protocol.parser import Judgment, parse_judgment
 from unireward.request import load_pair_media, pair_messages
-from unireward.rows import RowWriter, exclusive, has_rows, read_rows, replace_json, replace_rows
+from unireward.runs.job import Chunk, Emit, Item, Job, JobResult, JobSpec
+from unireward.runs.manifest import Manifest, file_fingerprint
+from unireward.runs.rows import has_rows, replace_json, replace_rows
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +107,8 @@ class DistillReport:
     per_task_kept: dict[str, int] = field(default_factory=dict)
     #: per-endpoint counts when several teacher endpoints were given
     endpoints: list[dict[str, Any]] | None = None
+    #: input lines that are not valid pairs (``row FILE:LINE: reason``), skipped
+    bad_lines: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,12 +144,11 @@ class TeacherRefused(RuntimeError):
     """The endpoint refused the credentials (HTTP 401/403): no point in asking the other pairs."""
 
 
-async def _ask_all(client: ChatClient, jobs: Iterator[tuple[PreferencePair, list[dict[str, Any]]]], total: int,
-                   writer: RowWriter, cfg: DistillConfig) -> None:  # fmt: skip
+async def _ask_all(client: ChatClient, jobs: Iterator[tuple[PreferencePair, list[dict[str, Any]]]], emit: Emit,
+                   cfg: DistillConfig) -> None:  # fmt: skip
     """Ask for every job; ``jobs`` builds each request (media loaded and encoded) only when it is about
     to be sent, and at most twice ``concurrency`` requests are built and unanswered at once, so memory
-    follows the concurrency, not the number of pairs."""
-    bar = tqdm(total=total, desc="distill", unit="pair")
+    follows the concurrency, not the number of pairs. Each answer is emitted the moment it arrives."""
 
     async def one(pair: PreferencePair, messages: list[dict[str, Any]]) -> None:
         try:
@@ -158,8 +158,7 @@ async def _ask_all(client: ChatClient, jobs: Iterator[tuple[PreferencePair, list
             if e.status in (401, 403):
                 raise TeacherRefused(f"{cfg.base_url} refused the request (HTTP {e.status}): check ${cfg.api_key_env} and --model") from e
             row = {"id": pair.id, "status": "failed", "error": str(e)}
-        writer.write([row])  # single-threaded event loop: appends never interleave
-        bar.update(1)
+        emit([row])  # single-threaded event loop: appends never interleave
 
     in_flight: set[asyncio.Future[None]] = set()
     try:
@@ -177,7 +176,6 @@ async def _ask_all(client: ChatClient, jobs: Iterator[tuple[PreferencePair, list
     finally:
         for f in in_flight:
             f.cancel()
-        bar.close()
 
 
 def _is_local(url: str) -> bool:
@@ -201,8 +199,46 @@ def run_manifest(cfg: DistillConfig) -> Manifest:
     })  # fmt: skip
 
 
+class TeacherRunner:
+    """The chunk runner of ``distill``: one pair per chunk, up to ``concurrency`` requests in flight
+    (an async client instead of a loop over chunks). A pair whose media cannot be loaded is not
+    asked; it is listed in ``media_failures`` and left without a row (so the next run tries again)."""
+
+    def __init__(self, cfg: DistillConfig, api_key: str | None, report: DistillReport):
+        self.cfg, self.api_key, self.report = cfg, api_key, report
+        self.media_failures: list[dict[str, Any]] = []
+
+    def _jobs(self, chunks: Iterator[Chunk]) -> Iterator[tuple[PreferencePair, list[dict[str, Any]]]]:
+        cfg = self.cfg
+        for chunk in chunks:
+            for pair in chunk.values:
+                try:
+                    media = load_pair_media(pair, cfg.media_root, cfg.budget)
+                except MediaError as e:
+                    self.report.media_errors += 1
+                    self.media_failures.append({"id": pair.id, "error": str(e)})
+                    continue
+                self.report.asked += 1
+                yield pair, encode_messages(pair_messages(pair, media, cfg.template_family, video_as="frames"))
+
+    def __call__(self, chunks: Iterator[Chunk], emit: Emit) -> None:
+        from unireward.judge.endpoints import endpoint_summary, make_client
+
+        cfg = self.cfg
+        # several comma-separated URLs: one pool (least in flight, failover, health checks)
+        client = make_client(
+            cfg.base_url, cfg.model, api_key=self.api_key, concurrency=cfg.concurrency,
+            timeout=cfg.timeout, max_retries=cfg.max_retries, backoff=cfg.backoff,
+        )  # fmt: skip
+        asyncio.run(_ask_all(client, self._jobs(chunks), emit, cfg))  # type: ignore[arg-type]
+        self.report.endpoints = endpoint_summary(client)
+
+
 def distill(cfg: DistillConfig) -> DistillReport:
-    """Ask the teacher about every labelled pair not yet answered; write ``cold_start.jsonl``."""
+    """Ask the teacher about every labelled pair not yet answered; write ``cold_start.jsonl``.
+
+    Input lines that are not valid pairs are named (``bad_lines`` in the report) and skipped.
+    """
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache, cold = out / "teacher_cache.jsonl", out / "cold_start.jsonl"
@@ -210,7 +246,9 @@ def distill(cfg: DistillConfig) -> DistillReport:
     if not api_key and not all(_is_local(u) for u in cfg.base_url.split(",") if u.strip()):
         raise ValueError(f"{cfg.base_url} needs an API key: set ${cfg.api_key_env} (or name another variable with --api-key-env)")
     report = DistillReport()
-    all_pairs = read_pairs(cfg.pairs, duplicates="rename" if cfg.make_unique_ids else "refuse")
+    bad: list[SchemaError] = []
+    all_pairs = read_pairs(cfg.pairs, duplicates="rename" if cfg.make_unique_ids else "refuse", bad=bad)
+    report.bad_lines = [str(b) for b in bad]
     pairs = [p for p in all_pairs if p.task.value in cfg.tasks]
     if cfg.limit is not None:
         pairs = pairs[: cfg.limit]
@@ -218,45 +256,23 @@ def distill(cfg: DistillConfig) -> DistillReport:
         found = sorted({p.task.value for p in all_pairs})
         raise ValueError(f"{cfg.pairs}: no pair of task(s) {', '.join(cfg.tasks)} (the file holds {', '.join(found) or 'none'})")
     report.pairs = len(pairs)
-    with exclusive(cache):
-        begin_run(out, run_manifest(cfg), produced=[cache, cold], overwrite=cfg.overwrite)
-        done = _cache_done(read_rows(cache, required=("id", "status")))
-        report.cached = sum(1 for p in pairs if p.id in done)
+    report.ties_skipped = sum(1 for p in pairs if p.label == "tie")
+    # a later "ok" row wins over an earlier failure; failures are asked again on resume
+    spec = JobSpec("distill", cache, run_manifest(cfg), manifest_at=out, produced=(cache, cold), key="id",
+                   required=("status",), chunk_size=1, overwrite=cfg.overwrite, progress="distill", unit="pair",
+                   failed=lambda row: row.get("status") != "ok")  # fmt: skip
+    runner = TeacherRunner(cfg, api_key, report)
 
-        todo = [p for p in pairs if p.label != "tie" and p.id not in done]
-        report.ties_skipped += sum(1 for p in pairs if p.label == "tie")
-        media_failures: list[dict[str, Any]] = []
-
-        def jobs() -> Iterator[tuple[PreferencePair, list[dict[str, Any]]]]:
-            for pair in todo:
-                try:
-                    media = load_pair_media(pair, cfg.media_root, cfg.budget)
-                except MediaError as e:
-                    report.media_errors += 1
-                    media_failures.append({"id": pair.id, "error": str(e)})
-                    continue
-                report.asked += 1
-                yield pair, encode_messages(pair_messages(pair, media, cfg.template_family, video_as="frames"))
-
-        if todo:
-            from unireward.judge.endpoints import endpoint_summary, make_client
-
-            # several comma-separated URLs: one pool (least in flight, failover, health checks)
-            client = make_client(
-                cfg.base_url, cfg.model, api_key=api_key, concurrency=cfg.concurrency,
-                timeout=cfg.timeout, max_retries=cfg.max_retries, backoff=cfg.backoff,
-            )  # fmt: skip
-            with RowWriter(cache, lock=False) as w:
-                asyncio.run(_ask_all(client, jobs(), len(todo), w, cfg))  # type: ignore[arg-type]
-            report.endpoints = endpoint_summary(client)
-        replace_rows(out / "media_errors.jsonl", media_failures)  # this run's failures, as before
-
-        rows = read_rows(cache, required=("id", "status"))
-        kept = _select(cfg, pairs, rows, report)
+    def select(result: JobResult) -> None:
+        report.cached = result.skipped
+        replace_rows(out / "media_errors.jsonl", runner.media_failures)  # this run's failures, as before
+        kept = _select(cfg, pairs, result.rows, report)
         if not kept and has_rows(cold):
             raise ValueError(f"no judgment was kept ({report.to_dict()}); {cold} keeps its earlier records")
         replace_rows(cold, kept)
         replace_json(out / "distill_report.json", report.to_dict())
+
+    Job(spec, [Item(p.id, p) for p in pairs if p.label != "tie"], bad_input=report.bad_lines).run(runner, finish=select)
     return report
 
 

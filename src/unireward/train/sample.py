@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
-from unireward.data.schema import PreferencePair, read_pairs
-from unireward.manifest import Manifest, begin_run, file_fingerprint, model_settings
+from unireward.data.schema import PreferencePair, SchemaError, read_pairs
 from unireward.media import MediaError, VisionBudget
 from unireward.models.family import resolve_budget
 from unireward.protocol.parser import parse_judgment
 from unireward.request import load_pair_media, pair_messages
-from unireward.rows import RowWriter, exclusive, read_rows, replace_json, replace_rows
+from unireward.runs.job import Chunk, Item, Job, JobResult, JobSpec
+from unireward.runs.manifest import Manifest, file_fingerprint, model_settings
+from unireward.runs.rows import replace_json, replace_rows
 
 log = logging.getLogger(__name__)
 
@@ -148,47 +148,44 @@ def sample(cfg: SampleConfig, judge: Any | None = None) -> dict[str, Any]:
 
     Pairs are cut into fixed chunks of the whole list and chunk ``i`` samples with seed
     ``seed + i * chunk_size``, so a run resumed after a kill draws what an uninterrupted one would.
+    Input lines that are not valid pairs are named (``bad_lines``), skipped and counted in
+    ``failed``, with the pairs whose sampling failed.
     """
-    from unireward.judge import Judge
-    from unireward.judge.options import BatchOptions
-
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     samples_path = out / "samples.jsonl"
-    pairs = [p for p in read_pairs(cfg.pairs, duplicates="rename" if cfg.make_unique_ids else "refuse") if p.label != "tie"]
+    bad: list[SchemaError] = []
+    pairs = read_pairs(cfg.pairs, duplicates="rename" if cfg.make_unique_ids else "refuse", bad=bad)
+    pairs = [p for p in pairs if p.label != "tie"]
     if cfg.limit is not None:
         pairs = pairs[: cfg.limit]
-    budget = None
-    with exclusive(samples_path):
-        begin_run(out, run_manifest(cfg), produced=[samples_path, out / "rs_sft.jsonl", out / "grpo.jsonl"],
-                  overwrite=cfg.overwrite)  # fmt: skip
-        rows = read_rows(samples_path, required=("id",))
-        done = {r["id"] for r in rows if not r.get("error")}  # failed pairs are sampled again
-        todo = [p for p in pairs if p.id not in done]
-        if todo:  # a finished run needs neither the model nor its family
-            budget = judge.backend.budget if judge is not None else resolve_budget(cfg.budget, cfg.model, cfg.family)
-            judge = judge or Judge.from_pretrained(
-                cfg.model, family=cfg.family, budget=budget, batch=BatchOptions(max_batch_size=cfg.max_batch_size),
-                template_family=cfg.template_family, video_as="frames", max_new_tokens=cfg.max_new_tokens,
-            )  # fmt: skip
-        bar = tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc="rejection sampling", unit="pair")
-        with bar, RowWriter(samples_path, lock=False) as w:
-            for start in range(0, len(pairs), cfg.chunk_size):
-                chunk = [p for p in pairs[start : start + cfg.chunk_size] if p.id not in done]
-                if chunk:
-                    w.write(_sample_chunk(cfg, judge, budget, chunk, cfg.seed + start))
-                    bar.update(len(chunk))
-        rows = read_rows(samples_path, required=("id",))
-        latest = {r["id"]: r for r in rows}
-        if len(rows) > len(latest):  # retried pairs: one line each
-            replace_rows(samples_path, latest.values())
-        by_id = {p.id: p for p in pairs}
-        sft, grpo, stats = split_samples(list(latest.values()), by_id, cfg.judged_by, cfg.max_sft_per_pair)
+    spec = JobSpec("sample", samples_path, run_manifest(cfg), manifest_at=out, key="id",
+                   produced=(samples_path, out / "rs_sft.jsonl", out / "grpo.jsonl"), chunk_size=cfg.chunk_size,
+                   fixed_chunks=True, overwrite=cfg.overwrite, progress="rejection sampling", unit="pair")  # fmt: skip
+
+    def load() -> Callable[[Chunk], list[dict[str, Any]]]:  # a finished run needs neither the model nor its family
+        from unireward.judge import Judge
+        from unireward.judge.options import BatchOptions
+
+        nonlocal judge
+        budget = judge.backend.budget if judge is not None else resolve_budget(cfg.budget, cfg.model, cfg.family)
+        judge = judge or Judge.from_pretrained(
+            cfg.model, family=cfg.family, budget=budget, batch=BatchOptions(max_batch_size=cfg.max_batch_size),
+            template_family=cfg.template_family, video_as="frames", max_new_tokens=cfg.max_new_tokens,
+        )  # fmt: skip
+        return lambda chunk: _sample_chunk(cfg, judge, budget, chunk.values, cfg.seed + chunk.start)
+
+    stats: dict[str, Any] = {}
+
+    def route(result: JobResult) -> None:
+        sft, grpo, routed = split_samples(result.rows, {p.id: p for p in pairs}, cfg.judged_by, cfg.max_sft_per_pair)
         for name, recs in (("rs_sft.jsonl", sft), ("grpo.jsonl", grpo)):
             replace_rows(out / name, recs)
-        stats["total_pairs"] = len(pairs)
-        stats["config"] = {k: v for k, v in asdict(cfg).items() if k != "budget"}
+        stats.update(routed, total_pairs=len(pairs), bad_lines=result.bad_input, failed=result.failed,
+                     config={k: v for k, v in asdict(cfg).items() if k != "budget"})  # fmt: skip
         replace_json(out / "sample_report.json", stats)
+
+    Job(spec, [Item(p.id, p) for p in pairs], work=load, bad_input=bad).run(finish=route)
     return stats
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from PIL import Image
 
-from unireward.judge.kv_cache import cache_kwargs
+from unireward.judge.kv_cache import cache_kwargs, repeat_rows
+from unireward.judge.media_cache import MediaCache, content_key, nbytes
 from unireward.judge.options import BatchOptions
 from unireward.judge.request import media_inputs
 from unireward.media import MediaError, VisionBudget, load_image, load_video
@@ -159,9 +160,11 @@ def _is_frames(video: Any) -> bool:
 class TransformersBackend(Backend):
     """A local Hugging Face model; requests are batched with left padding.
 
-    With ``num_samples > 1`` each prompt goes through ``generate`` once with
-    ``num_return_sequences``: the prompt (and its images, encoded once by the vision tower before
-    the rows are expanded) is shared by all samples.
+    With ``num_samples > 1`` each prompt is read once (prefill and vision encoding) and its cache
+    expanded to the ``k`` rows that are decoded (:func:`sample_after_shared_prefill`;
+    ``shared_prefill = False`` restores ``num_return_sequences``, which reads the prompt ``k``
+    times). Within one call each distinct image is encoded once, however many prompts hold it;
+    with a :attr:`feature_cache` its features are also kept across calls.
     """
 
     name = "transformers"
@@ -183,6 +186,14 @@ class TransformersBackend(Backend):
         if self.tokenizer.padding_side != "left":
             self.tokenizer.padding_side = "left"  # decoder-only batching needs left padding
         self._lock = threading.Lock()  # one generate at a time per model
+        #: prefill once and expand the cache for several samples (off: ``num_return_sequences``)
+        self.shared_prefill = True
+        #: encode each distinct image of a call once (off: every image as the processor gives it)
+        self.share_vision = True
+        #: vision features kept across calls, keyed by the image's content (the server sets one)
+        self.feature_cache: MediaCache | None = None
+        #: images and videos run through the vision tower so far
+        self.vision_encoded = 0
 
     @classmethod
     def load(
@@ -237,10 +248,12 @@ class TransformersBackend(Backend):
                 results[i] = ValueError(f"request {i}: cannot build prompt ({type(e).__name__}: {e})")
         ids = sorted(prepared)
         lengths = [prepared[i][3] for i in ids]
+        # features of an image that later batches of this call also hold are kept until its last use
+        uses = _SharedFeatures([im for i in ids for im in prepared[i][1]]) if self.share_vision else None
         for batch in pack_batches(lengths, params.num_samples, self.batch):
             members = [ids[b] for b in batch]
             try:
-                outs = self._run([prepared[i] for i in members], params)
+                outs = self._run([prepared[i] for i in members], params, uses)
             except Exception as e:
                 if len(members) == 1:
                     results[members[0]] = e
@@ -249,7 +262,7 @@ class TransformersBackend(Backend):
                 outs = []
                 for i in members:
                     try:
-                        outs.extend(self._run([prepared[i]], params))
+                        outs.extend(self._run([prepared[i]], params, uses))
                     except Exception as e1:
                         outs.append(e1)  # type: ignore[arg-type]
             for i, out in zip(members, outs, strict=True):
@@ -264,7 +277,8 @@ class TransformersBackend(Backend):
         )  # fmt: skip
 
     def _run(
-        self, items: list[tuple[str, list[Any], list[Any], int]], params: SamplingParams
+        self, items: list[tuple[str, list[Any], list[Any], int]], params: SamplingParams,
+        uses: _SharedFeatures | None = None,
     ) -> list[Generation]:
         import torch
 
@@ -272,14 +286,11 @@ class TransformersBackend(Backend):
         images = [im for it in items for im in it[1]]
         videos = [v for it in items for v in it[2]]
         inputs = self.encode(texts, images, videos).to(self.device)
-        gen: dict[str, Any] = {
-            "max_new_tokens": params.max_new_tokens,
-            "num_return_sequences": params.num_samples,
-            "pad_token_id": self.tokenizer.pad_token_id,
-        }
+        prompt_ids, mask = inputs["input_ids"], inputs["attention_mask"]
+        k = params.num_samples
+        gen: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
         if params.min_new_tokens:
             gen["min_new_tokens"] = params.min_new_tokens
-        gen.update(cache_kwargs(self.model))  # appends in place: no whole-cache copy per step
         if params.greedy:
             gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
@@ -287,15 +298,20 @@ class TransformersBackend(Backend):
         with self._lock, torch.inference_mode():
             if params.seed is not None:
                 torch.manual_seed(params.seed)
-            out = self.model.generate(**inputs, **gen)
-        prompt_len = inputs["input_ids"].shape[1]
+            model_inputs = self._vision_inputs(dict(inputs), images, videos, uses)
+            if k > 1 and self.shared_prefill and prompt_ids.shape[1] > 1:
+                out = sample_after_shared_prefill(self.model, model_inputs, k, gen)
+            else:
+                gen["num_return_sequences"] = k
+                gen.update(cache_kwargs(self.model))  # appends in place: no whole-cache copy per step
+                out = self.model.generate(**model_inputs, **gen)
+        prompt_len = prompt_ids.shape[1]
         new = out[:, prompt_len:].cpu()
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        mask = inputs["attention_mask"].cpu()
+        mask = mask.cpu()
         results = []
-        k = params.num_samples
         for r in range(len(items)):
             g = Generation(texts=[], prompt_tokens=int(mask[r].sum()))
             for s in range(k):
@@ -307,6 +323,120 @@ class TransformersBackend(Backend):
                 g.token_ids.append(row if stop is None else row[: stop + 1])
             results.append(g)
         return results
+
+    # ------------------------------------------------------------ vision features
+
+    def _vision_inputs(self, inputs: dict[str, Any], images: list[Any], videos: list[Any],
+                       uses: _SharedFeatures | None = None) -> dict[str, Any]:  # fmt: skip
+        """``inputs`` with the images' pixels replaced by their vision features, each distinct image
+        (by content) encoded once per call (``uses``: across the call's batches), or taken from
+        :attr:`feature_cache`.
+
+        Qwen-style models only (pixel rows per image given by ``image_grid_thw``); other families,
+        and videos, keep their pixels and are encoded by ``generate`` itself, once per medium.
+        """
+        base = getattr(self.model, "model", None)
+        encode = getattr(base, "get_image_features", None)
+        grid = inputs.get("image_grid_thw")
+        if not images or encode is None or grid is None or "pixel_values" not in inputs or not self.share_vision:
+            self.vision_encoded += len(images) + len(videos)
+            return inputs
+        self.vision_encoded += len(videos)
+        keys = [uses.key(im) if uses is not None else content_key(im) for im in images]
+        rows = grid.prod(-1).tolist()
+        starts = [0]
+        for n in rows[:-1]:
+            starts.append(starts[-1] + n)
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        cache = self.feature_cache
+        features: dict[str, tuple[Any, Any, Any]] = {}
+        for key in first:
+            hit = uses.get(key) if uses is not None else None
+            if hit is None and cache is not None:
+                hit = cache.get("features:" + key)
+            if hit is not None:
+                features[key] = hit
+        todo = [key for key in first if key not in features]
+        if todo:
+            import torch
+
+            idx = [first[key] for key in todo]
+            pixels = torch.cat([inputs["pixel_values"][starts[i] : starts[i] + rows[i]] for i in idx])
+            out = encode(pixel_values=pixels, image_grid_thw=grid[idx], return_dict=True)
+            deep = getattr(out, "deepstack_features", None)
+            for n, key in enumerate(todo):
+                entry = (type(out), out.pooler_output[n], None if deep is None else [layer[n] for layer in deep])
+                features[key] = entry
+                if cache is not None:
+                    cache.put("features:" + key, entry, nbytes(entry[1:]))
+            self.vision_encoded += len(todo)
+        cls = features[keys[0]][0]
+        fields: dict[str, Any] = {"pooler_output": [features[key][1] for key in keys]}
+        if features[keys[0]][2] is not None:
+            layers = len(features[keys[0]][2])
+            fields["deepstack_features"] = [[features[key][2][j] for key in keys] for j in range(layers)]
+        if uses is not None:
+            uses.done(keys, features)
+        inputs.pop("pixel_values")
+        inputs["mm_encoder_outputs"] = {"image": cls(**fields)}
+        return inputs
+
+
+class _SharedFeatures:
+    """Vision features of one ``generate`` call's images, each kept until the call's last batch that
+    holds its image has taken it (so memory follows the repeats, not the call's size)."""
+
+    def __init__(self, images: list[Any]):
+        self._keys = {id(im): content_key(im) for im in images}
+        self._left: dict[str, int] = {}
+        for key in self._keys.values():
+            self._left[key] = self._left.get(key, 0) + 1
+        self._kept: dict[str, Any] = {}
+
+    def key(self, image: Any) -> str:
+        key = self._keys.get(id(image))
+        return key if key is not None else content_key(image)
+
+    def get(self, key: str) -> Any:
+        return self._kept.get(key)
+
+    def done(self, keys: list[str], features: dict[str, Any]) -> None:
+        for key in keys:
+            self._left[key] = self._left.get(key, 1) - 1
+        for key in set(keys):
+            if self._left[key] > 0:
+                self._kept[key] = features[key]
+            else:
+                self._kept.pop(key, None)
+
+
+def sample_after_shared_prefill(model: Any, inputs: dict[str, Any], k: int, gen: dict[str, Any]) -> Any:
+    """``k`` samples of every prompt in ``inputs`` with the prompt's prefill (and vision encoding) run
+    once: the model reads each prompt but its last token into a cache, the cache's rows are repeated
+    ``k``-fold, and ``generate`` continues from it on the repeated ids without any pixels. The last
+    prompt token then goes through the model in the first decoding step, for all ``k`` rows, exactly
+    where ``num_return_sequences`` would have read the whole prompt ``k`` times.
+
+    Qwen's M-RoPE keeps the prompt's position offsets (``rope_deltas``) as module state; they are
+    repeated with the cache. Returns ``generate``'s ids: (rows x ``k``, prompt + new tokens).
+    """
+    per_token = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
+    head = {key: (v[:, :-1] if key in per_token else v) for key, v in inputs.items()}
+    cache_kw = cache_kwargs(model)
+    if not cache_kw:  # no cache object to hand over: the stock path
+        return model.generate(**inputs, **gen, num_return_sequences=k)
+    cache = next(iter(cache_kw.values()))
+    model.generate(**head, **cache_kw, max_new_tokens=1, do_sample=False, temperature=None, top_p=None,
+                   top_k=None, pad_token_id=gen.get("pad_token_id"))  # fmt: skip
+    repeat_rows(cache, k)
+    inner = getattr(model, "model", None)
+    deltas = getattr(inner, "rope_deltas", None)
+    if deltas is not None:
+        inner.rope_deltas = deltas.repeat_interleave(k, dim=0)
+    tail = {key: v.repeat_interleave(k, dim=0) for key, v in inputs.items() if key in per_token}
+    return model.generate(**tail, **cache_kw, **gen)
 
 
 # ---------------------------------------------------------------- HTTP

@@ -2,7 +2,8 @@
 
 For N generations of one prompt every pair is judged (optionally in both orders); a generation's
 reward is its win rate against the others, with ties and unusable verdicts counting 0.5. All pairs
-of all groups go to the backend in one call, so the transformers backend batches them.
+of all groups go to the backend in one call, so the transformers backend batches them; each medium
+is decoded once per group and, in the transformers backend, encoded once per call.
 """
 
 from __future__ import annotations
@@ -53,14 +54,15 @@ def group_rewards(
     requests: list[dict[str, Any]] = []
     index: list[tuple[int, int, int]] = []
     for g_i, g in enumerate(groups):
+        cands, reference = _preload(judge, g, media_root)
         pairs = (
             permutations(range(len(g.candidates)), 2)
             if both_orders
             else combinations(range(len(g.candidates)), 2)
         )
         for i, j in pairs:
-            requests.append({"task": g.task, "prompt": g.prompt, "candidates": [g.candidates[i], g.candidates[j]],
-                             "reference": g.reference, "id": f"{g.id or g_i}:{i}-{j}"})  # fmt: skip
+            requests.append({"task": g.task, "prompt": g.prompt, "candidates": [cands[i], cands[j]],
+                             "reference": reference, "id": f"{g.id or g_i}:{i}-{j}"})  # fmt: skip
             index.append((g_i, i, j))
     results = judge.compare_many(requests, media_root=media_root) if requests else []
     per_group: list[dict[tuple[int, int], JudgeResult]] = [{} for _ in groups]
@@ -73,18 +75,26 @@ def group_rewards(
     return out
 
 
-def _preload(judge: Judge, group: Group, media_root: Any) -> list[Any]:
-    """Decode each generated medium once per group, not once per pair it appears in."""
+def _preload(judge: Judge, group: Group, media_root: Any) -> tuple[list[Any], Any]:
+    """(candidates, reference) of a generation group decoded and sized once, not once per pair they
+    appear in, at the size each pair's request gives them (so the pixels, and the verdicts, are those
+    of decoding per pair); identical pixels then also share one vision encoding in the backend.
+    A medium that cannot be loaded stays as given, so its pairs report the error."""
     task = Task.parse(group.task)
     if not task.is_generation:
-        return list(group.candidates)
-    out = []
-    for c in group.candidates:
+        return list(group.candidates), group.reference
+    per_request = 2 + (task is Task.IMAGE_EDITING)  # an edit's source image rides along with each pair
+
+    def load(ref: Any, ref_task: Task) -> Any:
         try:
-            out.append(load_medium(c, task, media_root, judge.budget, 2))
+            return load_medium(ref, ref_task, media_root, judge.budget, per_request)
         except MediaError:
-            out.append(c)  # judged as given, so the pair reports the error
-    return out
+            return ref
+
+    reference = group.reference
+    if reference is not None and task is Task.IMAGE_EDITING:
+        reference = load(reference, task)
+    return [load(c, task) for c in group.candidates], reference
 
 
 def best_of_n(

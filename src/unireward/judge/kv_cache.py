@@ -67,3 +67,31 @@ def cache_kwargs(model: Any) -> dict[str, Any]:
         return {}
     params = inspect.signature(model.forward).parameters
     return {"cache" if "cache" in params else "past_key_values": cache}
+
+
+def repeat_rows(cache: Any, n: int) -> None:
+    """Repeat every row of ``cache`` ``n`` times in place (row r becomes rows r*n .. r*n+n-1).
+
+    Uses each layer's own ``reorder_cache`` (the beam-search hook), which every layer kind has:
+    key/value layers (this module's included: the next ``update`` starts a fresh buffer from the
+    repeated tensors) and the linear-attention layers of hybrid models (Qwen3.5), whose conv and
+    recurrent states ``batch_repeat_interleave`` does not cover.
+    """
+    if n == 1:
+        return
+    rows = next((t.shape[0] for t in _row_tensors(cache)), None)
+    if rows is None:
+        raise ValueError("cannot repeat an empty cache")
+    index = torch.arange(rows).repeat_interleave(n)
+    for layer in cache.layers:
+        layer.reorder_cache(index)
+
+
+def _row_tensors(cache: Any) -> Any:
+    for layer in cache.layers:
+        keys = getattr(layer, "keys", None)
+        if isinstance(keys, torch.Tensor) and keys.dim() == 4:
+            yield keys
+        for state in (getattr(layer, "recurrent_states", None) or {}).values():
+            if isinstance(state, torch.Tensor):
+                yield state

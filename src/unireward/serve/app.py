@@ -18,7 +18,7 @@ from unireward.serve import chat, judging
 from unireward.serve.errors import ApiError, install_error_handlers
 from unireward.serve.limits import ServerLimits
 from unireward.serve.middleware import Gate
-from unireward.serve.state import OFFICIAL_ALIAS, ServerState
+from unireward.serve.state import DEFAULT_MEDIA_CACHE_MB, OFFICIAL_ALIAS, ServerState
 
 log = logging.getLogger("unireward.serve")
 
@@ -50,11 +50,13 @@ def create_app(
     media_root: str | os.PathLike[str] | None = None,
     model_name: str | list[str] | None = None,
     batch_size: int = 16,
+    media_cache_mb: int = DEFAULT_MEDIA_CACHE_MB,
 ) -> Any:
     """A FastAPI app serving ``judge``.
 
     ``model_name`` is the name (or names) clients may send as ``model``; the official clients'
-    ``UnifiedReward`` is always accepted too. Other names get vLLM's 404.
+    ``UnifiedReward`` is always accepted too. Other names get vLLM's 404. ``media_cache_mb`` bounds the
+    LRU of decoded media and vision features shared by all requests (0: none).
     """
     from contextlib import asynccontextmanager
 
@@ -65,7 +67,7 @@ def create_app(
     names = [model_name] if isinstance(model_name, str) else list(model_name or [judge.name])
     if OFFICIAL_ALIAS not in names:
         names.append(OFFICIAL_ALIAS)
-    state = ServerState(judge, limits, names, media_root, batch_size)
+    state = ServerState(judge, limits, names, media_root, batch_size, media_cache_mb)
 
     @asynccontextmanager
     async def lifespan(_: Any) -> Any:

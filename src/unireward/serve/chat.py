@@ -129,7 +129,7 @@ def register(app: Any, state: ServerState, read_json: Any) -> None:
                                 "frames count as images; --max-images)", "too_many_images")  # fmt: skip
         with state.admit():
             dec = MediaDecoder(state.limits, state.judge.budget, state.media_root, state.temporal_patch,
-                               n_images=n_images, n_videos=n_videos)  # fmt: skip
+                               n_images=n_images, n_videos=n_videos, cache=state.media_cache)  # fmt: skip
             ours = await state.decode(lambda: decode_messages(messages, dec))
             estimate = getattr(state.backend, "estimate_tokens", None)
             if estimate is not None:

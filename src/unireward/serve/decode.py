@@ -19,6 +19,7 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
+from unireward.judge.media_cache import MediaCache, bytes_key
 from unireward.media import Frames, MediaError, VisionBudget, fit_size, load_image, load_video
 from unireward.serve.errors import ApiError
 from unireward.serve.limits import ServerLimits
@@ -104,17 +105,20 @@ class MediaDecoder:
     """Decodes one request's media under ``limits`` and the model's vision ``budget``.
 
     ``n_images`` is how many images (video frames included) the request holds: they share the
-    budget's ``max_total_pixels`` exactly as the judge would share it.
+    budget's ``max_total_pixels`` exactly as the judge would share it. With a ``cache`` an upload
+    whose bytes (and share of the budget) were decoded before is not decoded again.
     """
 
     def __init__(self, limits: ServerLimits, budget: VisionBudget, media_root: Path | None = None,
-                 temporal_patch: int = 1, n_images: int = 1, n_videos: int = 1):  # fmt: skip
+                 temporal_patch: int = 1, n_images: int = 1, n_videos: int = 1,
+                 cache: MediaCache | None = None):  # fmt: skip
         self.limits = limits
         self.budget = budget
         self.media_root = media_root
         self.temporal_patch = temporal_patch
         self.n_images = max(1, n_images)
         self.n_videos = max(1, n_videos)
+        self.cache = cache
         self.count = 0
 
     def _bump(self, n: int = 1) -> None:
@@ -137,6 +141,12 @@ class MediaDecoder:
         return self.decode_image(raw, what)
 
     def decode_image(self, raw: bytes, what: str) -> Image.Image:
+        if self.cache is None:
+            return self._decode_image(raw, what)
+        key = "decoded:" + bytes_key(raw, "image", self.budget, self.n_images, self.limits.max_image_pixels)
+        return self.cache.get_or_make(key, lambda: self._decode_image(raw, what))
+
+    def _decode_image(self, raw: bytes, what: str) -> Image.Image:
         lim = self.limits
         target = self.budget.per_image_max(self.n_images)
         try:
@@ -192,6 +202,18 @@ class MediaDecoder:
         return self.decode_video(raw, what)
 
     def decode_video(self, raw: bytes, what: str) -> list[Image.Image]:
+        if self.cache is None:
+            return self._decode_video(raw, what)
+        key = "decoded:" + bytes_key(raw, "video", self.budget, self.n_videos, self.temporal_patch, self.limits)
+        frames = self.cache.get(key)
+        if frames is None:
+            frames = self._decode_video(raw, what)
+            self.cache.put(key, frames)
+        else:
+            self._bump(min(len(frames), self.budget.frames))  # counted as if decoded now
+        return frames
+
+    def _decode_video(self, raw: bytes, what: str) -> list[Image.Image]:
         lim = self.limits
         kind = sniff_container(raw[:64])
         if kind is None or kind not in lim.video_containers:

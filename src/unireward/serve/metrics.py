@@ -23,6 +23,8 @@ class Metrics:
         self.prompt_tokens = 0
         self.cancelled = 0
         self.gauges: dict[str, Callable[[], float]] = {}
+        #: counters kept elsewhere (the backend's vision encodings, the media cache's hits), read on demand
+        self.counters: dict[str, Callable[[], float]] = {}
 
     def request(self, route: str, status: int) -> None:
         with self._lock:
@@ -58,6 +60,9 @@ class Metrics:
         (True, True)
         >>> 'unireward_batch_size_bucket{le="4"} 1' in text
         True
+        >>> m.counters["media_cache_hits_total"] = lambda: 5
+        >>> "unireward_media_cache_hits_total 5" in m.render()
+        True
         """
         p = "unireward_"
         out: list[str] = []
@@ -73,6 +78,8 @@ class Metrics:
             for name, value in (("generated_tokens_total", self.generated_tokens),
                                 ("prompt_tokens_total", self.prompt_tokens), ("cancelled_total", self.cancelled)):  # fmt: skip
                 out += [f"# TYPE {p}{name} counter", f"{p}{name} {value}"]
+        for name, read in sorted(self.counters.items()):
+            out += [f"# TYPE {p}{name} counter", f"{p}{name} {read():g}"]
         for name, read in sorted(self.gauges.items()):
             out += [f"# TYPE {p}{name} gauge", f"{p}{name} {read():g}"]
         return "\n".join(out) + "\n"

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from unireward.judge.backends import SamplingParams
 from unireward.judge.judge import Judge
+from unireward.judge.media_cache import MediaCache
 from unireward.serve.errors import ApiError
 from unireward.serve.limits import ServerLimits
 from unireward.serve.metrics import Metrics
@@ -22,13 +23,17 @@ from unireward.serve.scheduler import Scheduler, Scope
 
 T = TypeVar("T")
 
+#: default ``--media-cache-mb``: decoded images (~0.4 MB at the default vision budget) and their
+#: vision features (~1.4 MB for a 7B Qwen2.5-VL in bf16) of about a dozen GRPO groups of 8
+DEFAULT_MEDIA_CACHE_MB = 256
+
 #: the model name every official UnifiedReward client sends (``vllm serve ... --served-model-name UnifiedReward``)
 OFFICIAL_ALIAS = "UnifiedReward"
 
 
 class ServerState:
     def __init__(self, judge: Judge, limits: ServerLimits, names: list[str], media_root: str | os.PathLike[str] | None,
-                 batch_size: int = 16):  # fmt: skip
+                 batch_size: int = 16, media_cache_mb: int = DEFAULT_MEDIA_CACHE_MB):  # fmt: skip
         self.judge = judge
         self.limits = limits
         self.names = names
@@ -46,10 +51,26 @@ class ServerState:
         video_proc = getattr(processor, "video_processor", None)
         self.temporal_patch = int(getattr(video_proc, "temporal_patch_size", None) or 1)
         self.tokenizer = getattr(self.backend, "tokenizer", None)
+        self.media_cache = self._media_cache(judge.backend, media_cache_mb)
         m = self.metrics.gauges
         m["queue_depth"] = lambda: self.scheduler.queue_depth
         m["running_requests"] = lambda: self.scheduler.running
         m["active_requests"] = lambda: self.active
+
+    def _media_cache(self, backend: Any, mb: int) -> MediaCache | None:
+        """One LRU, keyed by content, for decoded media and the backend's vision features (off at 0 MB)."""
+        if mb < 0:
+            raise ValueError(f"media cache size must be >= 0 MB, got {mb}")
+        cache = MediaCache(mb << 20) if mb else None
+        while backend is not None and not hasattr(backend, "vision_encoded"):
+            backend = getattr(backend, "inner", None)  # a batching wrapper around the model's backend
+        if backend is not None:
+            backend.feature_cache = cache
+            self.metrics.counters["vision_encoded_images_total"] = lambda: backend.vision_encoded
+        self.metrics.counters["media_cache_hits_total"] = lambda: cache.hits if cache is not None else 0
+        if cache is not None:
+            self.metrics.gauges["media_cache_bytes"] = lambda: cache.bytes
+        return cache
 
     # ------------------------------------------------------------ admission
 

@@ -74,7 +74,11 @@ def test_swap_augmentation_doubles_and_flips(files):
     assert len(out) == 9
     orig, sw = out[0], out[1]
     assert sw.candidates == orig.candidates[::-1] and sw.label == 3 - orig.label and sw.id == orig.id + "#swap"
-    assert "cot" not in sw.meta and "cot" in orig.meta  # the CoT names positions: not valid once swapped
+    assert sw.meta["cot"] == "<think>..</think><answer>Image 2 is better</answer>"  # rewritten for the other order
+    pairs[1].meta["cot"] = f"<think>..</think><answer>Image {pairs[1].label} is better</answer>"
+    assert list(augment_swaps(pairs[1:2]))[1].meta["cot"].endswith(f"Image {3 - pairs[1].label} is better</answer>")
+    pairs[2].meta["cot"] = "no verdict here"  # nothing to rewrite to the swapped label: the copy has no CoT
+    assert "cot" not in list(augment_swaps(pairs[2:3]))[1].meta
     cfg = MixConfig(sources=[MixSource("b", path=str(files / "b.jsonl"))], swap_augment=True)
     assert mix(cfg, files / "s.jsonl").total == 20
 

@@ -151,16 +151,25 @@ class MixConfig:
 def augment_swaps(pairs: Iterable[PreferencePair]) -> Iterator[PreferencePair]:
     """Each pair, then the same pair with candidates swapped and the label flipped.
 
-    Ties are kept once (swapping a tie teaches nothing). A CoT target in ``meta`` is dropped from the
-    swapped copy: its text names the candidates by position and would now be wrong.
+    Ties are kept once (swapping a tie teaches nothing). A CoT target in ``meta`` names the candidates
+    by position: the swapped copy gets it rewritten for the other order
+    (:func:`~unireward.protocol.swap.swap_candidates`), or none when the rewrite does not read as the
+    swapped label.
     """
+    from unireward.protocol.parser import parse_judgment
+    from unireward.protocol.swap import swap_candidates
+
     for p in pairs:
         yield p
         if p.label == "tie":
             continue
         s = p.swapped()
         if "cot" in s.meta:
-            s.meta = {k: v for k, v in s.meta.items() if k != "cot"}
+            cot = swap_candidates(str(s.meta["cot"]))
+            meta = {k: v for k, v in s.meta.items() if k != "cot"}
+            if parse_judgment(cot, s.task).winner == s.label:
+                meta["cot"] = cot
+            s.meta = meta
         yield s
 
 

@@ -69,7 +69,7 @@ class _Inputs:
         # media share the vision budget as the judge shares it: per pair for a group of candidates
         share_images, share_videos = group_share(self.task, cands, reference)
         self.decoder = MediaDecoder(lim, state.judge.budget, state.media_root, state.temporal_patch,
-                                    n_images=share_images, n_videos=share_videos)  # fmt: skip
+                                    n_images=share_images, n_videos=share_videos, cache=state.media_cache)  # fmt: skip
         # only answers are text: a generation task's candidates are media (paths or data URLs), which
         # the processor turns into vision tokens, never prompt text
         self.text = self.prompt + ("" if self.task.is_generation else "".join(cands))

@@ -182,7 +182,8 @@ def test_last_total_score_section_wins() -> None:
 def test_unknown_task_and_non_string_input_do_not_raise() -> None:
     assert parse_judgment("<answer>Image 1 is better</answer>", "audio_generation").status == "invalid"
     assert parse_judgment(None, "image_generation").status == "invalid"
-    assert parse_judgment(b"<answer>Image 1 is better</answer>", "image_generation").status in ("ok", "invalid")
+    as_bytes = parse_judgment(b"<answer>Image 1 is better</answer>", "image_generation")
+    assert as_bytes.status == "ok" and as_bytes.winner == 1
     assert parse_judgment(12, Task.VIDEO_UNDERSTANDING).status == "invalid"
 
 
@@ -259,7 +260,10 @@ TASKS = st.sampled_from(list(THINK_TASKS))
 def test_parser_never_raises_and_strict_implies_lenient(text: str, task: Task, mode: str) -> None:
     strict = parse_judgment(text, task, strict=True, mode=mode)
     lenient = parse_judgment(text, task, strict=False, mode=mode)
-    assert strict.status in ("ok", "invalid", "truncated") and lenient.status in ("ok", "invalid", "truncated")
+    for j in (strict, lenient):  # a status always comes with its reason, and only "ok" names a winner
+        assert (j.status == "ok") == (j.reason == "")
+        assert j.ok or (j.winner is None and j.score is None)
+        assert j.status != "truncated" or "<think>" in text or "<answer>" in text
     if strict.ok:
         assert lenient.ok
         assert (lenient.winner, lenient.score) == (strict.winner, strict.score)

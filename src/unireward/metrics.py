@@ -196,7 +196,6 @@ def genai_bench_scores(model_votes: Sequence[str | None], human_votes: Sequence[
 
 # --- VL-RewardBench ------------------------------------------------------------------------------
 
-VLRB_CATEGORIES = ("general", "hallucination", "reasoning")
 VLRB_MAPPINGS = ("official", "legacy")
 
 

@@ -9,7 +9,7 @@ import sys
 import threading
 from typing import Any
 
-from unireward.serve.limits import VIDEO_CODECS, VIDEO_CONTAINERS, ServerLimits
+from unireward.serve.limits import DEFAULT_MEDIA_CACHE_MB, VIDEO_CODECS, VIDEO_CONTAINERS, ServerLimits
 
 _D = ServerLimits()
 
@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video-containers", default=",".join(VIDEO_CONTAINERS), help="allowed video containers")
     p.add_argument("--video-codecs", default=",".join(VIDEO_CODECS), help="allowed video codecs")
     p.add_argument("--decode-workers", type=int, default=_D.decode_workers, help="threads decoding media")
+    p.add_argument("--media-cache-mb", type=int, default=DEFAULT_MEDIA_CACHE_MB,
+                   help="LRU of decoded media and vision features, keyed by content (0: off)")  # fmt: skip
     p.add_argument("--drain-timeout", type=float, default=10.0,
                    help="seconds SIGTERM lets in-flight requests finish before they are stopped")  # fmt: skip
     p.add_argument("--no-access-log", action="store_true")
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                                         pointwise_family=pointwise_fam))  # fmt: skip
     names = args.served_model_name or [args.model]
     app = create_app(judge, limits, api_key=args.api_key, media_root=args.media_root, model_name=names,
-                     batch_size=args.batch_size)  # fmt: skip
+                     batch_size=args.batch_size, media_cache_mb=args.media_cache_mb)  # fmt: skip
     state = app.state.server
     log = logging.getLogger("unireward.serve")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:

@@ -9,6 +9,9 @@ from dataclasses import dataclass, fields
 VIDEO_CONTAINERS = ("mp4", "webm", "matroska", "avi", "gif")
 #: video codecs the server decodes
 VIDEO_CODECS = ("h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mjpeg", "gif")
+#: default ``--media-cache-mb``: decoded images (~0.4 MB at the default vision budget) and their
+#: vision features (~1.4 MB for a 7B Qwen2.5-VL in bf16) of about a dozen GRPO groups of 8
+DEFAULT_MEDIA_CACHE_MB = 256
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,12 @@ from unireward.judge.backends import SamplingParams
 from unireward.judge.judge import Judge
 from unireward.judge.media_cache import MediaCache
 from unireward.serve.errors import ApiError
-from unireward.serve.limits import ServerLimits
+from unireward.serve.limits import DEFAULT_MEDIA_CACHE_MB, ServerLimits
 from unireward.serve.metrics import Metrics
 from unireward.serve.sampling import Sampling
 from unireward.serve.scheduler import Scheduler, Scope
 
 T = TypeVar("T")
-
-#: default ``--media-cache-mb``: decoded images (~0.4 MB at the default vision budget) and their
-#: vision features (~1.4 MB for a 7B Qwen2.5-VL in bf16) of about a dozen GRPO groups of 8
-DEFAULT_MEDIA_CACHE_MB = 256
 
 #: the model name every official UnifiedReward client sends (``vllm serve ... --served-model-name UnifiedReward``)
 OFFICIAL_ALIAS = "UnifiedReward"

@@ -174,7 +174,8 @@ def test_our_http_backend_against_our_server(base_url: str, tiny_images: list[Pa
 
 def test_serve_command_starts_logs_and_drains_on_sigterm(tiny_model: Path, tmp_path: Path) -> None:
     """The CLI: startup line, access log, the old --served-name spelling, and SIGTERM ending a
-    running request within --drain-timeout (answered 503, not left hanging)."""
+    running request within --drain-timeout (answered 503, not left hanging); while it drains the
+    server still listens and /health answers 503 "draining"."""
     import json
     import signal
 
@@ -183,7 +184,7 @@ def test_serve_command_starts_logs_and_drains_on_sigterm(tiny_model: Path, tmp_p
     log = (tmp_path / "server.log").open("w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "unireward.cli", "serve", "--model", str(tiny_model), "--port", str(port),
-         "--max-new-tokens", "4000", "--served-name", "tiny-judge", "--drain-timeout", "1"],
+         "--max-new-tokens", "4000", "--served-name", "tiny-judge", "--drain-timeout", "2", "--max-group-pairs", "64"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -201,6 +202,17 @@ def test_serve_command_starts_logs_and_drains_on_sigterm(tiny_model: Path, tmp_p
             assert time.monotonic() < deadline
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
+        health: list[tuple[int, str]] = []
+        while proc.poll() is None:  # until the drain ends: 503 "draining", never a refused connection
+            try:
+                h = httpx.get(url + "/health", timeout=2)
+            except httpx.TransportError:
+                break
+            health.append((h.status_code, h.json()["status"]))
+            time.sleep(0.1)
+        while health and health[0] == (200, "ok"):  # polled before the signal was handled
+            health.pop(0)
+        assert len(health) >= 5 and set(health) == {(503, "draining")}, health  # 2 s of drain, polled every 0.1 s
         # drained: the 4000-token request did not hold it (uvicorn re-raises the signal once shut down)
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
         long.join(timeout=30)
@@ -212,7 +224,7 @@ def test_serve_command_starts_logs_and_drains_on_sigterm(tiny_model: Path, tmp_p
     log.seek(0)
     text = log.read()
     assert f"unireward serve: http://127.0.0.1:{port} model={tiny_model} names=tiny-judge,UnifiedReward" in text
-    assert "max_prompt_tokens=" in text and '"POST /v1/chat/completions" 200' in text and "draining" in text
+    assert "max_prompt_tokens=" in text and "max_group_pairs=64" in text and '"POST /v1/chat/completions" 200' in text and "draining" in text
 
 
 def test_concurrent_requests_get_their_own_answers(base_url: str) -> None:

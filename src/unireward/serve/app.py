@@ -83,8 +83,12 @@ def create_app(
     app.add_middleware(Gate, max_request_bytes=limits.max_request_bytes, api_key=api_key, metrics=state.metrics)
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "draining" if state.draining else "ok", "model": names[0]}
+    async def health() -> Any:
+        """200 "ok"; 503 "draining" from SIGTERM until the drain ends (load balancers stop sending)."""
+        from fastapi.responses import JSONResponse
+
+        body = {"status": "draining" if state.draining else "ok", "model": names[0]}
+        return JSONResponse(body, status_code=503 if state.draining else 200)
 
     @app.get("/metrics")
     async def metrics() -> Any:

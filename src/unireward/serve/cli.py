@@ -36,7 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=_D.max_new_tokens,
                    help="default and cap per request (a larger max_tokens is clamped)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=16, help="requests merged into one generate call")
-    p.add_argument("--max-queue", type=int, default=_D.max_queue, help="requests waiting beyond the batch; more get 429")
+    p.add_argument("--max-queue", type=int, default=_D.max_queue,
+                   help="generations waiting beyond the batch (a group's pairs each count); more get 429")  # fmt: skip
+    p.add_argument("--max-group-pairs", type=int, default=_D.max_group_pairs,
+                   help="judgments one /v1/rewards group may need (pairs; both orders count twice); more get 413")  # fmt: skip
     p.add_argument("--max-request-bytes", type=int, default=_D.max_request_bytes)
     p.add_argument("--max-images", type=int, default=_D.max_images, help="images per request (video frames count)")
     p.add_argument("--max-image-pixels", type=int, default=_D.max_image_pixels, help="pixels of each uploaded image")
@@ -67,6 +70,7 @@ def limits_from_args(args: argparse.Namespace) -> ServerLimits:
         max_new_tokens=args.max_new_tokens, max_prompt_tokens=args.max_prompt_tokens,
         max_video_frames=args.max_video_frames, max_frame_pixels=args.max_frame_pixels,
         max_video_pixels=args.max_video_pixels, max_queue=args.max_queue, decode_workers=args.decode_workers,
+        max_group_pairs=args.max_group_pairs,
         video_containers=tuple(x for x in args.video_containers.split(",") if x),
         video_codecs=tuple(x for x in args.video_codecs.split(",") if x),
     )  # fmt: skip
@@ -132,20 +136,33 @@ def _setup_logging() -> None:
 
 
 def _draining_server(config: Any, state: Any, drain_timeout: float) -> Any:
-    """uvicorn's server whose SIGTERM/SIGINT first refuses new work (503), lets in-flight requests
-    finish for ``drain_timeout`` seconds, then stops the running batch and fails what is left."""
+    """uvicorn's server whose SIGTERM/SIGINT first refuses new work (503) while it keeps listening
+    (``/health`` answers 503 "draining"), lets in-flight requests finish for ``drain_timeout`` seconds,
+    then stops the running batch, fails what is left and exits. A second signal exits at once."""
+    import time
+
     import uvicorn
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
-            if not state.draining:
-                state.draining = True
-                logging.getLogger("unireward.serve").info(
-                    "draining: %d requests in flight, stopping them after %gs", state.active, drain_timeout
-                )
-                timer = threading.Timer(drain_timeout, state.scheduler.close)
-                timer.daemon = True
-                timer.start()
-            super().handle_exit(sig, frame)
+            if state.draining:  # a second signal: uvicorn's own shutdown now
+                super().handle_exit(sig, frame)
+                return
+            state.draining = True
+            self._captured_signals.append(sig)  # re-raised once shut down, as uvicorn does
+            logging.getLogger("unireward.serve").info(
+                "draining: %d requests in flight, stopping them after %gs", state.active, drain_timeout
+            )
+            threading.Thread(target=self._drain, name="unireward-drain", daemon=True).start()
+
+        def _drain(self) -> None:
+            deadline = time.monotonic() + drain_timeout
+            while state.active and time.monotonic() < deadline:
+                time.sleep(0.05)
+            state.scheduler.close()  # stops the running batch at its next token
+            deadline = time.monotonic() + 5.0  # the stopped requests answer their 503s
+            while state.active and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.should_exit = True
 
     return Server(config)

@@ -1,4 +1,7 @@
-"""``/v1/judge`` (one pair), ``/v1/score`` (pointwise) and ``/v1/rewards`` (a group's rewards)."""
+"""``/v1/judge`` (one pair), ``/v1/score`` (pointwise) and ``/v1/rewards`` (a group's rewards).
+
+Bodies follow :mod:`unireward.serve.protocol`; ``both_orders`` (old spelling ``swap``) judges each
+pair in both orders on every route."""
 
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.
 
@@ -13,6 +16,7 @@ from unireward.request import RequestError, count_media, group_share, validate_g
 from unireward.rewards.group import pointwise_rewards  # re-exported: its old home
 from unireward.serve.decode import MediaDecoder
 from unireward.serve.errors import ApiError
+from unireward.serve.protocol import JudgeRequest, RewardsRequest, ScoreRequest, parse_request
 from unireward.serve.sampling import parse_sampling
 from unireward.serve.scheduler import Scope
 from unireward.serve.state import ServerState
@@ -85,51 +89,87 @@ class _Inputs:
         return list(self.cands), ref
 
 
+def group_judgments(n: int, method: str, both_orders: bool) -> int:
+    """Judgments a group of ``n`` candidates needs: its pairs (each order counts once) or, pointwise,
+    its candidates.
+
+    >>> group_judgments(8, "pairwise", False), group_judgments(8, "pairwise", True), group_judgments(8, "pointwise", True)
+    (28, 56, 8)
+    """
+    if method == "pointwise":
+        return n
+    return n * (n - 1) // 2 * (2 if both_orders else 1)
+
+
+_REQUESTS = {2: JudgeRequest, 1: ScoreRequest, None: RewardsRequest}
+
+
 def register(app: Any, state: ServerState, read_json: Any) -> None:
-    async def prepared(request: Request, n: int | None) -> tuple[_Inputs, Any, list[Any], Any]:
-        """Validate everything, then decode the media; returns the inputs, a scoped judge, media."""
+    async def prepared(request: Request, n: int | None) -> tuple[_Inputs, Any]:
+        """Validate everything (the wire schema, then the task's own rules); returns the inputs and a
+        judge scoped to this request. Media are decoded afterwards, inside the request's admission."""
         data = await read_json(request)
         state.check_model(data)
+        req, data = parse_request(_REQUESTS[n], data)
+        if n == 2 and req.both_orders is not None:  # one pair: the judge's own vote over both orders
+            data["swap"] = req.both_orders
         inputs = _Inputs(state, data, n)
         scope = Scope()
         sampling = parse_sampling(data, state.limits, chat=False)
         judge = state.scoped_judge(data, sampling, scope)
         inputs.data, inputs.scope, inputs.warnings = data, scope, sampling.warnings
-        cands, reference = await state.decode(inputs.decode)
-        return inputs, judge, cands, reference
+        return inputs, judge
 
     @app.post("/v1/judge")
     async def judge_pair(request: Request) -> dict[str, Any]:
         with state.admit():
-            inp, judge, cands, ref = await prepared(request, 2)
-            res = await state.run_judge(request, inp.scope, lambda: judge.compare(inp.task, inp.prompt, *cands, ref))
+            inp, judge = await prepared(request, 2)
+            with state.admit(1 if judge.options.swap else 0, new_request=False):  # the second order
+                cands, ref = await state.decode(inp.decode)
+                res = await state.run_judge(request, inp.scope, lambda: judge.compare(inp.task, inp.prompt, *cands, ref))
         return public(res.to_dict(), inp.warnings)
 
     @app.post("/v1/score")
     async def score(request: Request) -> dict[str, Any]:
         with state.admit():
-            inp, judge, cands, ref = await prepared(request, 1)
+            inp, judge = await prepared(request, 1)
+            cands, ref = await state.decode(inp.decode)
             res = await state.run_judge(request, inp.scope, lambda: judge.score(inp.task, inp.prompt, cands[0], ref))
         return public(res.to_dict(), inp.warnings)
 
     @app.post("/v1/rewards")
     async def rewards(request: Request) -> dict[str, Any]:
-        """Rewards for a group of N candidates of one prompt (a GRPO group)."""
+        """Rewards for a group of N candidates of one prompt (a GRPO group). The group's judgments are
+        bounded (``--max-group-pairs``) and each holds a place of ``--max-queue`` until it is done, so
+        one group cannot take the server; a client that leaves withdraws all of them."""
         with state.admit():
-            inp, judge, cands, ref = await prepared(request, None)
+            inp, judge = await prepared(request, None)
             scope, method, both = inp.scope, inp.method, inp.both_orders
             task, prompt = inp.task, inp.prompt
-            if method == "pointwise":
-                items = [{"task": task, "prompt": prompt, "candidate": c, "reference": ref} for c in cands]
-                results = await state.run_judge(request, scope, lambda: judge.score_many(items))
-                return public({
-                    "method": method,
-                    "rewards": pointwise_rewards([r.score if r.status == "ok" else None for r in results]),
-                    "judgments": [{"index": i, "score": r.score, "status": r.status, "text": r.text}
-                                  for i, r in enumerate(results)],
-                }, inp.warnings)  # fmt: skip
-            group = Group(task.value, prompt, cands, ref)
-            (out,) = await state.run_judge(request, scope, lambda: group_rewards(judge, [group], both_orders=both))
+            n = group_judgments(len(inp.cands), method, both)
+            limit = state.limits.max_group_pairs
+            if n > limit:
+                what = f"{n} pairs" + (" (both orders)" if both else "") if method == "pairwise" else f"{n} judgments"
+                raise ApiError(413, f"a group of {len(inp.cands)} candidates needs {what}, above the limit of {limit} "
+                                    "(--max-group-pairs)", "group_too_large", "candidates")  # fmt: skip
+            gens = n * (2 if judge.options.swap and method == "pairwise" else 1)
+            if gens > state.capacity:  # could never be admitted: not worth a retry
+                raise ApiError(413, f"a group of {len(inp.cands)} candidates needs {gens} generations at once, more "
+                                    f"than the server admits ({state.capacity}: --max-queue {state.limits.max_queue} "
+                                    f"+ --batch-size {state.scheduler.max_batch})", "group_too_large", "candidates")  # fmt: skip
+            with state.admit(gens - 1, new_request=False):  # its own place is the first
+                cands, ref = await state.decode(inp.decode)
+                if method == "pointwise":
+                    items = [{"task": task, "prompt": prompt, "candidate": c, "reference": ref} for c in cands]
+                    results = await state.run_judge(request, scope, lambda: judge.score_many(items))
+                    return public({
+                        "method": method,
+                        "rewards": pointwise_rewards([r.score if r.status == "ok" else None for r in results]),
+                        "judgments": [{"index": i, "score": r.score, "status": r.status, "text": r.text}
+                                      for i, r in enumerate(results)],
+                    }, inp.warnings)  # fmt: skip
+                group = Group(task.value, prompt, cands, ref)
+                (out,) = await state.run_judge(request, scope, lambda: group_rewards(judge, [group], both_orders=both))
         judgments = [
             {"i": i, "j": j, "winner": None if r.winner is None else (i, j)[r.winner - 1], "preference": r.preference,
              "status": r.status, "text": r.text}

@@ -30,7 +30,8 @@ class ServerLimits:
     max_video_frames: int = 10_000  # frames stored in one uploaded video file
     max_frame_pixels: int = 4096 * 4096  # of each frame of an uploaded video file
     max_video_pixels: int = 1 << 30  # frames x width x height the decoder may have to touch
-    max_queue: int = 256  # requests admitted beyond the running batch; more get 429
+    max_queue: int = 256  # generations admitted beyond the running batch; more get 429
+    max_group_pairs: int = 256  # judgments one /v1/rewards group may need (pairs, both orders counted); more get 413
     decode_workers: int = 2  # threads decoding media (memory follows this, not the client count)
     video_containers: tuple[str, ...] = VIDEO_CONTAINERS
     video_codecs: tuple[str, ...] = VIDEO_CODECS

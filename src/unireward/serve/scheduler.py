@@ -3,7 +3,9 @@
 One worker thread takes whatever is queued with the same sampling parameters (up to ``max_batch``
 rows) and runs it through the backend in one call. A request whose client has gone is dropped from
 the queue before it costs anything, and a running batch whose every request has gone (or a server
-that is draining past its bound) stops at the next generated token.
+that is draining past its bound) stops at the next generated token. Every row answered "cancelled"
+(withdrawn from the queue, failed at shutdown, or stopped or discarded mid-batch) counts once in
+``unireward_cancelled_total``.
 """
 
 from __future__ import annotations
@@ -88,9 +90,12 @@ class Scheduler:
         with self._cv:
             self._closed = True
             self._abort = abort_running
+            failed = len(self._queue)
             while self._queue:
                 self._queue.popleft().future.set_exception(Cancelled("server shutting down"))
             self._cv.notify()
+        if failed and self.metrics is not None:
+            self.metrics.cancel(failed)
 
     @property
     def queue_depth(self) -> int:
@@ -141,13 +146,18 @@ class Scheduler:
                         self.metrics.tokens(out.prompt_tokens, sum(out.completion_tokens))
             with self._cv:
                 self._running = []
+            stopped = 0
             for t, out in zip(take, outs, strict=True):
                 if self._abort:  # stopped part-way by a drain: not an answer
                     t.future.set_exception(Cancelled("server shutting down"))
+                    stopped += 1
                 elif t.scope.cancelled:
                     t.future.set_exception(Cancelled("client disconnected"))
+                    stopped += 1
                 else:
                     t.future.set_result(out)
+            if stopped and self.metrics is not None:
+                self.metrics.cancel(stopped)
 
 
 class _ScopedBackend(Backend):

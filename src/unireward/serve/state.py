@@ -42,6 +42,7 @@ class ServerState:
         self.judge_pool = ThreadPoolExecutor(limits.max_queue + batch_size, thread_name_prefix="unireward-judge")
         self.capacity = limits.max_queue + batch_size
         self.active = 0
+        self.rows = 0  # admitted rows: one per request, a group's pairs each (they share max_queue)
         self.draining = False
         processor = getattr(self.backend, "processor", None)
         video_proc = getattr(processor, "video_processor", None)
@@ -52,6 +53,7 @@ class ServerState:
         m["queue_depth"] = lambda: self.scheduler.queue_depth
         m["running_requests"] = lambda: self.scheduler.running
         m["active_requests"] = lambda: self.active
+        m["admitted_rows"] = lambda: self.rows
 
     def _media_cache(self, backend: Any, mb: int) -> MediaCache | None:
         """One LRU, keyed by content, for decoded media and the backend's vision features (off at 0 MB)."""
@@ -71,22 +73,30 @@ class ServerState:
     # ------------------------------------------------------------ admission
 
     @contextmanager
-    def admit(self) -> Iterator[None]:
-        """Hold one of the ``max_queue`` + batch places while the request decodes, waits and runs."""
+    def admit(self, rows: int = 1, new_request: bool = True) -> Iterator[None]:
+        """Hold ``rows`` of the ``max_queue`` + batch places while the request decodes, waits and runs
+        (a group holds one per generation it needs: ``new_request=False`` adds them to its own place)."""
         if self.draining:
             raise ApiError(503, "server is shutting down", "shutting_down")
-        if self.active >= self.capacity:
+        if rows > self.capacity:
+            raise ApiError(413, f"the request needs {rows} generations at once, more than the server admits "
+                                f"({self.capacity}: --max-queue {self.limits.max_queue} + --batch-size "
+                                f"{self.scheduler.max_batch})", "request_too_large")  # fmt: skip
+        if self.rows + rows > self.capacity:
             waves = math.ceil(self.scheduler.queue_depth / max(1, self.scheduler.max_batch)) + 1
             retry = max(1, min(60, math.ceil(self.scheduler.batch_seconds * waves)))
             raise ApiError(
-                429, f"queue is full ({self.active} requests admitted; --max-queue {self.limits.max_queue}); retry later",
+                429, f"queue is full ({self.active} requests, {self.rows} generations admitted; --max-queue "
+                     f"{self.limits.max_queue}); retry later",
                 "queue_full", headers={"Retry-After": str(retry)},
             )  # fmt: skip
-        self.active += 1  # event-loop only: no lock needed
+        self.active += new_request  # event-loop only: no lock needed
+        self.rows += rows
         try:
             yield
         finally:
-            self.active -= 1
+            self.active -= new_request
+            self.rows -= rows
 
     # ------------------------------------------------------------ off the event loop
 
@@ -102,6 +112,9 @@ class ServerState:
                 return task.result()
             if await request.is_disconnected():
                 self.scheduler.cancel(scope)
+                # the places are held until the work has really stopped (queued rows fail at once, a
+                # running batch at its next token or its end), so the gauges and max_queue stay true
+                await asyncio.wait({task})
                 raise ApiError(499, "client disconnected", "client_disconnected")
 
     async def run_judge(self, request: Any, scope: Scope, fn: Callable[[], T]) -> T:

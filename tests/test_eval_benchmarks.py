@@ -320,6 +320,53 @@ def _group_of(pid: str, root: Path) -> int:
     return int(pid.split(":")[0][1:])
 
 
+class RedScoreJudge(BaseJudge):
+    """Pointwise: an image's score is its mean red value, read from the file; counts its calls."""
+
+    name = "test:red"
+    needs_media = True
+
+    def __init__(self):
+        self.scored: list[str] = []
+
+    def compare_batch(self, pairs, media_root=None):
+        raise AssertionError("a pointwise run must not ask for pairwise verdicts")
+
+    def score_many(self, items, media_root=None):
+        from types import SimpleNamespace
+
+        out = []
+        for it in items:
+            self.scored.append(it["candidate"])
+            red = Image.open(resolve(it["candidate"], media_root)).convert("RGB").getpixel((0, 0))[0]
+            out.append(SimpleNamespace(score=float(red), status="ok", reason="", text=f"score {red}", error=None))
+        return out
+
+
+def test_hpdv2_pointwise_scores_each_image_once(hpdv2, tmp_path):
+    judge = RedScoreJudge()
+    r = run_eval(EvalConfig("hpdv2", str(hpdv2 / "test.json"), str(tmp_path / "p"), judge="test:red", media_root=str(hpdv2 / "test"),
+                            pointwise=True), judge=judge)  # fmt: skip
+    rows = json.loads((hpdv2 / "test.json").read_text())
+    assert sorted(judge.scored) == sorted(x for row in rows for x in row["image_path"])  # 11 images, not 15 pairs
+    assert r["labels"]["order"] == "as-is" and r["labels"]["mode"].startswith("pointwise")
+
+    def hps_inversion(p1, p2):  # HPSv2's formula on a model ranking p1 and the human ranks p2
+        n = len(p1)
+        cnt = sum((p1[i] > p1[j] and p2[i] < p2[j]) or (p1[i] < p1[j] and p2[i] > p2[j]) for i in range(n - 1) for j in range(i + 1, n))
+        return 1 - cnt / (n * (n - 1) / 2)
+
+    want = []
+    for row in rows:
+        reds = [Image.open(hpdv2 / "test" / x).convert("RGB").getpixel((0, 0))[0] for x in row["image_path"]]
+        order = sorted(range(len(reds)), key=lambda k: -reds[k])
+        want.append(hps_inversion([order.index(k) for k in range(len(reds))], row["rank"]))
+    assert r["overall"] == pytest.approx(100 * sum(want) / len(want), abs=1e-4)
+    again = RedScoreJudge()
+    assert run_eval(EvalConfig("hpdv2", str(hpdv2 / "test.json"), str(tmp_path / "p"), judge="test:red", media_root=str(hpdv2 / "test"),
+                               pointwise=True), judge=again)["overall"] == r["overall"] and again.scored == []  # resumed: nothing rescored
+
+
 def test_hpdv2_rank_length_mismatch_is_named(hpdv2):
     rows = json.loads((hpdv2 / "test.json").read_text())
     rows[2]["rank"] = [1, 2]

@@ -39,6 +39,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template-family", help="model judges: prompt family (default: the official prompts)")
     p.add_argument("--video-as", choices=("video", "frames"), help="model judges: send videos as videos or frame images")
     p.add_argument("--synthetic", action="store_true", help="label the numbers as made on synthetic data")
+    p.add_argument("--pointwise", action="store_true",
+                   help="score each distinct candidate once with the judge's pointwise protocol and compare scores (no order)")
     p.add_argument("--out", help="output folder (default runs/eval/BENCH-JUDGE); rerunning resumes")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--overwrite", action="store_true", help="start afresh when --out was made with other settings")
@@ -66,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
         judge_options={k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("temperature", args.temperature),
                                          ("template_family", args.template_family), ("video_as", args.video_as))
                        if v is not None},  # fmt: skip
-        overwrite=args.overwrite, progress=not args.no_progress,
+        overwrite=args.overwrite, progress=not args.no_progress, pointwise=args.pointwise,
     )  # fmt: skip
     judge = None
     if args.base_url:  # a served judge: nothing to load, so build it here and pass it in

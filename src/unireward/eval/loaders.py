@@ -35,6 +35,9 @@ def json_records(path: str | Path, key: str | None = None) -> list[tuple[str, An
     [('t.json:2 (record 0)', 1), ('t.json:3 (record 1)', 2)]
     """
     p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"benchmark file not found: {path} (this benchmark is read from its released JSON file; "
+                                "download it first, a hub id is not read directly)")  # fmt: skip
     text = p.read_text(encoding="utf-8")
     try:
         doc = json.loads(text)

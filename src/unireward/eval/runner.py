@@ -9,6 +9,7 @@ predictions and a rerun with different ones is refused instead of silently mixin
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -81,10 +82,13 @@ class EvalConfig:
     data_kind: str = "real"  # "real" or "synthetic": printed beside every number
     judge_options: dict[str, Any] = field(default_factory=dict)  # model judges: max_new_tokens, temperature, ...
     overwrite: bool = False  # start afresh when out_dir holds predictions made with other settings
+    pointwise: bool = False  # score each distinct candidate once (the judge's pointwise protocol) and compare scores
     progress: bool = True  # a progress bar on stderr for model judges (baselines are instant)
 
     def __post_init__(self) -> None:
         bench = get_benchmark(self.benchmark)
+        if self.pointwise:
+            self.order = "as-is"  # one score per candidate: no order is shown, so none is varied
         if self.order is None:
             self.order = bench.default_order
         if bench.variants and self.variant not in bench.variants:
@@ -112,8 +116,10 @@ class EvalConfig:
         """Settings that change the predictions (not how they are scored)."""
         keys = ("benchmark", "data", "judge", "split", "task", "protocol", "order", "seed", "samples", "judge_options")
         out = {k: getattr(self, k) for k in keys}
-        if self.variant is not None:  # only where it exists, so earlier runs of other benchmarks still resume
+        if self.variant is not None:  # only where set, so earlier runs still resume under the same settings
             out["variant"] = self.variant
+        if self.pointwise:
+            out["pointwise"] = True
         return out
 
 
@@ -194,12 +200,85 @@ def predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge) -> l
         # Error rows are judged again (a transient failure, or media fixed since); judged rows stay.
         rows = read_rows(pred_file, required=("key", "id", "sample", "swapped", "winner", "status"))
         done = {r["key"]: r for r in rows if r["status"] != "error"}
-        records, _ = _predict(cfg, pairs, judge, pred_file, done)
+        if cfg.pointwise:
+            records, stored = _predict_pointwise(cfg, pairs, judge, pred_file, done)
+        else:
+            records, _ = _predict(cfg, pairs, judge, pred_file, done)
+            stored = records
         if len(done) < len(rows):  # error rows were judged again: keep one line per judgment
             latest = {r["key"]: r for r in rows}
-            latest.update((r["key"], r) for r in records)
+            latest.update((r["key"], r) for r in stored)
             replace_rows(pred_file, latest.values())
         return records
+
+
+def candidate_key(pair: PreferencePair, k: int, sample: int) -> str:
+    """One key per distinct (task, prompt, candidate, reference): a candidate shared by several pairs
+    (HPDv2's images, a ranking's edits) is scored once."""
+    import hashlib
+
+    blob = json.dumps([pair.task.value, pair.prompt, pair.candidates[k], pair.reference], sort_keys=True)
+    return f"score|{hashlib.sha256(blob.encode()).hexdigest()[:20]}|{sample}"
+
+
+def pointwise_winner(a: float | None, b: float | None) -> object:
+    """The verdict two pointwise scores amount to: the higher wins, equal scores tie, a missing
+    score leaves no verdict.
+
+    >>> pointwise_winner(7.0, 5.5), pointwise_winner(3, 3), pointwise_winner(None, 2)
+    (1, 'tie', None)
+    """
+    if a is None or b is None:
+        return None
+    return 1 if a > b else 2 if b > a else "tie"
+
+
+def _predict_pointwise(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge, pred_file: Path,
+                       done: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
+    """Score every distinct candidate once per sample (``judge.score_many``), then compare the scores of
+    each pair; the candidate order plays no part, so every pair record is in the data's order."""
+    if not hasattr(judge, "score_many"):
+        raise ValueError(f"judge {judge.name} has no pointwise mode (--pointwise needs a model judge with pointwise prompts)")
+    wanted: dict[str, tuple[PreferencePair, int, int]] = {}
+    for p in pairs:
+        for s in range(cfg.samples):
+            for k in (0, 1):
+                wanted.setdefault(candidate_key(p, k, s), (p, k, s))
+    todo = [key for key in wanted if key not in done]
+    with RowWriter(pred_file, lock=False) as w:
+        for start in range(0, len(todo), cfg.batch_size):
+            batch = todo[start : start + cfg.batch_size]
+            items, rows = [], {}
+            for key in batch:
+                p, k, s = wanted[key]
+                media = ([p.candidates[k]] if p.task.is_generation else []) + ([p.reference] if p.reference is not None else [])
+                missing = next((m for m in media if isinstance(m, str) and "://" not in m and not os.path.exists(resolve(m, cfg.media_root))), None)
+                if missing is not None:
+                    rows[key] = {"key": key, "id": key, "sample": s, "swapped": False, "winner": None, "score": None,
+                                 "status": "error", "reason": f"missing media file: {missing}", "text": ""}  # fmt: skip
+                else:
+                    items.append({"id": key, "task": p.task.value, "prompt": p.prompt, "candidate": p.candidates[k], "reference": p.reference})
+            results = judge.score_many(items, cfg.media_root) if items else []  # type: ignore[attr-defined]
+            for item, res in zip(items, results, strict=True):
+                err = getattr(res, "error", None)
+                rows[item["id"]] = {"key": item["id"], "id": item["id"], "sample": wanted[item["id"]][2], "swapped": False, "winner": None,
+                                    "score": None if err else getattr(res, "score", None), "status": "error" if err else res.status,
+                                    "reason": err or res.reason, "text": res.text}  # fmt: skip
+            w.write([rows[k] for k in batch])
+            done.update(rows)
+    records = []
+    for p in pairs:
+        for s in range(cfg.samples):
+            a, b = (done[candidate_key(p, k, s)] for k in (0, 1))
+            failed = next((r for r in (a, b) if r["status"] == "error"), None)
+            records.append({"key": f"{p.id}|{s}|pointwise", "id": p.id, "sample": s, "swapped": False,
+                            "winner": None if failed else pointwise_winner(a["score"], b["score"]),
+                            "vote": None, "totals": None, "status": "error" if failed else "ok",
+                            "reason": failed["reason"] if failed else "", "text": f"scores {a['score']} / {b['score']}", "judge": judge.name})  # fmt: skip
+            if p.source.startswith("genai-bench"):
+                records[-1]["vote"] = winner_to_genai_vote(records[-1]["winner"])
+    return records, [done[k] for k in wanted]
+
 
 
 def _predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge, pred_file: Path,
@@ -437,6 +516,7 @@ def score(cfg: EvalConfig, pairs: list[PreferencePair], records: list[dict[str, 
         "benchmark": cfg.benchmark, "split": cfg.split or "test", "task": cfg.task, "data": cfg.data_kind,
         "source": Path(cfg.data).name, "judge": judge_name, "protocol": cfg.protocol, "order": cfg.order,
         "seed": cfg.seed, "samples": cfg.samples, "unparsed": cfg.unparsed, **({"variant": cfg.variant} if cfg.variant else {}),
+        "mode": "pointwise (higher score wins, equal scores tie)" if cfg.pointwise else "pairwise",
         **conventions(cfg),
     }  # fmt: skip
     position, groups = position_report(scored, [r for r in records if r["id"] not in failed])

@@ -175,3 +175,21 @@ def test_reward_properties(texts: list[str], label: str) -> None:
         assert s <= f
         # Conversational completions score like their text.
         assert format_reward([[{"role": "assistant", "content": t}]]) == [f]
+
+
+def test_the_package_exports_every_reward_and_the_old_paths_work() -> None:
+    import unireward.rewards as pkg
+    from unireward.rewards import group, policy
+
+    for module in (policy, group):
+        public = {n for n, v in vars(module).items()
+                  if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == module.__name__}  # fmt: skip
+        assert public and public <= set(pkg.__all__), public - set(pkg.__all__)
+    assert all(getattr(pkg, n) is not None for n in pkg.__all__)
+    from unireward.integrations.easyr1 import compute_score as easyr1_old
+    from unireward.judge.aggregate import majority_vote
+    from unireward.remote_reward import RemoteGroupReward
+    from unireward.rewards.adapters.easyr1 import compute_score as easyr1_new
+
+    assert easyr1_old is easyr1_new and RemoteGroupReward is pkg.RemoteGroupReward
+    assert majority_vote is group.majority_share  # the old name of the (winner, share) vote

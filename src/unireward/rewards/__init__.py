@@ -67,6 +67,7 @@ __all__ = [
     "make_protocol_reward",
     "pointwise_rewards",
     "position_consistency_reward",
+    "position_consistency_reward",
     "preference_of_first",
     "protocol_reward",
     "strict_format_reward",

@@ -21,6 +21,8 @@ _MMRB2 = "facebookresearch/MMRB2 README, 'Model Performance Results'"
 _MMRB1 = "facebookresearch/multimodal_rewardbench README, 'Leaderboard' (fractions shown as percent)"
 _HPS = "tgxs002/HPSv2 README, 'Preference Model Evaluation' (accuracy on the HPD v2 test set)"
 _VLRB = "UnifiedReward-Think paper (legacy category mapping)"
+_GENAI = "GenAI-Bench published 'Merged Results' (pairwise template, test_v1, official 4-way accuracy); our replay reproduces them"
+_UR_THINK = "UnifiedReward-Think paper (split test, 'diff' accuracy: left/right votes only)"
 
 PUBLISHED: dict[str, tuple[Published, ...]] = {
     "mmrb2": (
@@ -42,6 +44,12 @@ PUBLISHED: dict[str, tuple[Published, ...]] = {
         Published("PickScore", {"overall": 79.8}, _HPS),
         Published("ImageReward", {"overall": 74.0}, _HPS),
         Published("Single human", {"overall": 78.1}, _HPS),
+    ),
+    "genai-bench": (
+        Published("gpt4o", {"image_generation": 45.59, "image_edition": 53.54, "video_generation": 48.46}, _GENAI),
+        Published("gemini-1.5-pro", {"image_generation": 44.67, "image_edition": 55.93, "video_generation": 46.21}, _GENAI),
+        Published("random", {"image_generation": 25.36, "image_edition": 25.9, "video_generation": 25.16}, _GENAI),
+        Published("UnifiedReward-Think", {"image_generation diff": 72.5, "video_generation diff": 82.3}, _UR_THINK),
     ),
     "vl-rewardbench": (Published("UnifiedReward-Think", {"overall": 73.8, "macro": 72.3}, _VLRB),),
 }

@@ -74,7 +74,7 @@ def published_lines(benchmark: str) -> list[str]:
         return []
     out = ["", "Published, not measured here (percent):", "| judge | values | source |", "| --- | --- | --- |"]
     for r in rows:
-        vals = ", ".join(f"{k} {v:.1f}" for k, v in r.values.items()) + (f" ({r.note})" if r.note else "")
+        vals = ", ".join(f"{k} {v:g}" for k, v in r.values.items()) + (f" ({r.note})" if r.note else "")
         out.append(f"| {r.judge} | {vals} | {r.source} |")
     return out
 

@@ -4,8 +4,10 @@
    each pair: chat template, processor, ``model.generate``, decode) against
    ``TransformersBackend.generate`` on all pairs at once (left padding, token-budget batches).
    Greedy outputs must be token-identical; pairs/s and the ratio are printed.
-2. Sampling G completions of one prompt (GRPO / majority vote): one call with
-   ``num_return_sequences=G`` against G sequential calls.
+2. Sampling G completions of one prompt (GRPO / majority vote): one call (the prompt's prefill
+   and vision encoding run once, the cache expanded to G rows) against G sequential calls, and
+   against one call through transformers' ``num_return_sequences`` (which runs the text prefill G
+   times). Greedy G rows after the shared prefill must equal one greedy call, token for token.
 
 Every generation has a fixed length (``min_new_tokens = max_new_tokens``), so both sides do the
 same amount of decoding and random weights do not stop early. Each side runs ``--repeats`` times
@@ -30,6 +32,7 @@ import json
 import random
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -211,12 +214,26 @@ def main(argv: list[str] | None = None) -> int:
                                   min_new_tokens=new_tokens, seed=args.seed)  # fmt: skip
         one = SamplingParams(num_samples=1, temperature=1.0, top_p=0.95, max_new_tokens=new_tokens,
                              min_new_tokens=new_tokens, seed=args.seed)  # fmt: skip
-        t_seq, t_group = bench.alternate({
+        def stock_group() -> Any:
+            backend.shared_prefill = False  # num_return_sequences: the prompt read G times
+            try:
+                return backend.generate(requests[:1], sampling)
+            finally:
+                backend.shared_prefill = True
+
+        t_seq, t_group, t_stock = bench.alternate({
             f"G={args.group} sequential calls": lambda: [backend.generate(requests[:1], one) for _ in range(args.group)],
             f"G={args.group} one call": lambda: backend.generate(requests[:1], sampling),
+            f"G={args.group} one call, num_return_sequences": stock_group,
         }, sync=sync)  # fmt: skip
+        g_greedy = SamplingParams(num_samples=args.group, max_new_tokens=min(new_tokens, 32))
+        rows = backend.generate(requests[:1], g_greedy)[0].token_ids  # type: ignore[union-attr]
+        single = backend.generate(requests[:1], replace(g_greedy, num_samples=1))[0].token_ids[0]  # type: ignore[union-attr]
+        group_same = sum(r == single for r in rows)
     pair_ratio = bench.ratio("batched vs official", t_official, t_batched)
     group_ratio = bench.ratio(f"G={args.group} one call vs sequential", t_seq, t_group)
+    stock_ratio = bench.ratio(f"G={args.group} one call vs num_return_sequences", t_stock, t_group)
+    bench.record("identical_greedy_group_rows", f"{group_same}/{args.group}")
     bench.record("model_params_m", round(params_m, 1))
     bench.record("prompt_tokens_min_max", [min(prompt_tokens), max(prompt_tokens)])
     bench.record("identical_greedy_outputs", f"{same}/{args.pairs}")
@@ -230,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  batched (batch {args.batch_size:>3}):    {t_batched}  {args.pairs / t_batched.median:8.2f} pairs/s")
     print(f"  speed-up x{pair_ratio.median:.1f}; identical greedy outputs {same}/{args.pairs}")
     print(f"G={args.group} samples of one prompt: sequential {t_seq.median:.2f} s, one batched call {t_group.median:.2f} s, x{group_ratio.median:.1f}")
+    print(f"  one prefill for G={args.group} vs num_return_sequences ({t_stock.median:.2f} s): x{stock_ratio.median:.2f}; "
+          f"identical greedy rows {group_same}/{args.group}")
     if args.json_out:
         flat = {
             "config": args.config, "device": args.device, "machine": result["machine"], "pairs": args.pairs,
@@ -239,12 +258,17 @@ def main(argv: list[str] | None = None) -> int:
             "official_pairs_per_s": args.pairs / t_official.median, "batched_pairs_per_s": args.pairs / t_batched.median,
             "pairs_speedup": pair_ratio.median, "identical_outputs": f"{same}/{args.pairs}", "group": args.group,
             "sequential_group_s": t_seq.median, "batched_group_s": t_group.median, "group_speedup": group_ratio.median,
+            "stock_group_s": t_stock.median, "shared_prefill_speedup": stock_ratio.median,
+            "identical_greedy_group_rows": f"{group_same}/{args.group}",
             "warnings": result["warnings"],
         }  # fmt: skip
         Path(args.json_out).write_text(json.dumps(flat, indent=2) + "\n")
     # Exact equality is the contract in float32; bf16 kernels may pick different reductions per batch shape.
     if same != args.pairs and backend.model.dtype == torch.float32:
         print("FAIL: batched greedy outputs differ from the one-at-a-time loop", file=sys.stderr)
+        return 1
+    if group_same != args.group and backend.model.dtype == torch.float32:
+        print("FAIL: greedy rows after the shared prefill differ from one greedy call", file=sys.stderr)
         return 1
     return 0
 

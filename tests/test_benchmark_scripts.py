@@ -68,7 +68,9 @@ def test_judge_throughput_runs_and_keeps_its_summary_lines(tmp_path: Path) -> No
     assert "G=2 samples of one prompt:" in proc.stdout
     result = written(tmp_path, "judge_throughput_tiny")
     assert result["values"]["identical_greedy_outputs"] == "3/3"
-    assert set(result["ratios"]) == {"batched vs official", "G=2 one call vs sequential"}
+    assert set(result["ratios"]) == {"batched vs official", "G=2 one call vs sequential",
+                                     "G=2 one call vs num_return_sequences"}
+    assert result["values"]["identical_greedy_group_rows"] == "2/2" and "identical greedy rows 2/2" in proc.stdout
     assert json.loads((tmp_path / "flat.json").read_text())["identical_outputs"] == "3/3"
 
 

@@ -3,7 +3,13 @@
 Each group (the candidates generated for one prompt) goes to the server as one request; the server
 judges every pair of the group in shared batched ``generate`` calls and answers one reward per
 candidate: its win rate over the group's pairs (a tie or an unparsed verdict counts 0.5 to each
-side), or its pointwise score. Groups are sent concurrently.
+side), or its pointwise score. Groups are sent concurrently. Requests and answers follow the server's
+wire schema (:mod:`unireward.serve.protocol`).
+
+TRL calls reward functions with its own shapes: a conversational completion is a list of messages
+(``[{"role": "assistant", "content": "..."}]``), a conversational prompt a list of messages whose
+text is the caption or question; both are read here, and a dataset's ``images`` column becomes the
+reference of an understanding task when no ``references`` are given.
 """
 
 from __future__ import annotations
@@ -24,20 +30,29 @@ class RemoteRewardError(RuntimeError):
     """The server refused a group (a 4xx other than 429) or kept failing after the retries."""
 
 
-def encode_medium(item: Any, image_format: str = "JPEG") -> Any:
+def encode_medium(item: Any, image_format: str = "JPEG", video: bool = False) -> Any:
     """A candidate as the server takes it: an image (PIL, HxWxC uint8 array, CxHxW float tensor in
-    [0, 1], path or bytes) becomes a base64 data URL; a video (a list of frames) a list of them;
-    text (an answer, or an existing data URL) is passed through.
+    [0, 1], path or bytes) becomes a base64 data URL; a video (a list of frames, a TxHxWxC array or
+    TxCxHxW tensor, or, with ``video=True``, the path of a video file, sent whole for the server to
+    decode) a list of frame URLs or one video URL; text (an answer, or an existing data URL) is
+    passed through.
 
     >>> encode_medium(Image.new("RGB", (2, 2)), "PNG")[:22]
     'data:image/png;base64,'
     >>> encode_medium("Answer text")
     'Answer text'
+    >>> import numpy as np
+    >>> len(encode_medium(np.zeros((3, 4, 4, 3), dtype=np.uint8), "PNG", video=True))  # three frames
+    3
     """
     if isinstance(item, (list, tuple)):
         return [encode_medium(f, image_format) for f in item]
     if isinstance(item, str) and not _is_path(item):
         return item
+    if isinstance(item, str) and video:
+        return _video_file_url(item)
+    if video and getattr(item, "ndim", 0) == 4:  # a clip as one array or tensor: its frames
+        return [encode_medium(f, image_format) for f in item]
     img = _to_image(item)
     buf = io.BytesIO()
     fmt = image_format.upper()
@@ -51,13 +66,32 @@ def _is_path(s: str) -> bool:
     return not s.startswith("data:") and len(s) < 4096 and os.path.isfile(s)
 
 
+def _video_file_url(path: str) -> str:
+    """A video file as a ``data:video/...`` URL (the server sniffs the container and samples frames)."""
+    import mimetypes
+
+    mime = mimetypes.guess_type(path)[0] or ""
+    if not mime.startswith("video/") and not path.lower().endswith(".gif"):
+        mime = "video"  # the server sniffs the container from the bytes
+    with open(path, "rb") as f:
+        return f"data:{mime or 'video'};base64," + base64.b64encode(f.read()).decode()
+
+
 def _to_image(item: Any) -> Image.Image:
     if isinstance(item, Image.Image):
         return item
     if isinstance(item, (bytes, bytearray)):
         return Image.open(io.BytesIO(item))
     if isinstance(item, str):
-        return Image.open(item)
+        try:
+            img = Image.open(item)
+            img.load()
+        except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for a file that is not an image
+            raise ValueError(
+                f"{item}: not an image file ({type(e).__name__}); a video goes as a list of frames, or as a "
+                "file path with a video task (task='video_generation')"
+            ) from None
+        return img
     if hasattr(item, "detach"):  # a torch tensor: CxHxW, float in [0, 1] or uint8
         item = item.detach().float().cpu()
         if item.dim() == 3 and item.shape[0] in (1, 3, 4):
@@ -110,15 +144,24 @@ class RemoteGroupReward:
         self.__name__ = f"remote_{self.method}_reward"  # TRL logs reward functions by name
         self.last_judgments: list[list[dict[str, Any]]] = []
 
-    def group(self, prompt: str, candidates: Sequence[Any], reference: Any = None) -> list[float]:
-        """Rewards of one group: one float per candidate, in order."""
-        return self._request(prompt, candidates, reference)[0]
+    def group(self, prompt: Any, candidates: Sequence[Any], reference: Any = None) -> list[float]:
+        """Rewards of one group: one float per candidate, in order (its judgments in ``last_judgments[0]``)."""
+        rewards, judgments = self._request(_prompt_text(prompt), [_completion(c) for c in candidates], reference)
+        self.last_judgments = [judgments]
+        return rewards
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], group_ids: Sequence[Any] | None = None,
                  references: Sequence[Any] | None = None, **kwargs: Any) -> list[float]:  # fmt: skip
-        """One reward per completion; completions sharing a prompt (or a ``group_ids`` value) form a group."""
+        """One reward per completion; completions sharing a prompt (or a ``group_ids`` value) form a group.
+        Without ``references``, an understanding task takes each row's first image of TRL's ``images``
+        (or ``image``) column as the medium its answers are about."""
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        completions = [_completion(c) for c in completions]
+        if references is None and self.task.endswith("_understanding"):
+            column = kwargs.get("images", kwargs.get("image"))
+            if column is not None:
+                references = [r[0] if isinstance(r, (list, tuple)) and r else r for r in column]
         keys = list(group_ids) if group_ids is not None else [_prompt_text(p) for p in prompts]
         groups: dict[Any, list[int]] = {}
         for i, k in enumerate(keys):
@@ -141,16 +184,17 @@ class RemoteGroupReward:
     def _request(self, prompt: str, candidates: Sequence[Any], reference: Any) -> tuple[list[float], list[dict[str, Any]]]:
         import httpx
 
-        body: dict[str, Any] = {
-            "task": self.task, "prompt": prompt, "method": self.method, "both_orders": self.both_orders,
-            "candidates": [encode_medium(c, self.image_format) for c in candidates],
-        }  # fmt: skip
-        if reference is not None:
-            body["reference"] = encode_medium(reference, self.image_format)
-        if self.max_tokens is not None:
-            body["max_tokens"] = self.max_tokens
-        if self.temperature is not None:
-            body["temperature"] = self.temperature
+        from unireward.serve.protocol import RewardsRequest, RewardsResponse
+
+        video = self.task.startswith("video")
+        generation = self.task.endswith("_generation")
+        extra = {k: v for k, v in (("max_tokens", self.max_tokens), ("temperature", self.temperature)) if v is not None}
+        body = RewardsRequest(
+            task=self.task, prompt=prompt, method=self.method, both_orders=self.both_orders,
+            candidates=[encode_medium(c, self.image_format, video and generation) for c in candidates],
+            reference=None if reference is None else encode_medium(reference, self.image_format, video),
+            **extra,
+        ).body()  # fmt: skip
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         last = ""
         for attempt in range(self.max_retries + 1):
@@ -161,8 +205,8 @@ class RemoteGroupReward:
                 last = f"{type(e).__name__}: {e}"
             else:
                 if r.status_code == 200:
-                    data = r.json()
-                    return [float(x) for x in data["rewards"]], data.get("judgments", [])
+                    out = RewardsResponse.model_validate(r.json())
+                    return out.rewards, [j.model_dump() for j in out.judgments]
                 last = _message(r)
                 if r.status_code not in (429, 502, 503, 504):
                     raise RemoteRewardError(f"group {prompt[:60]!r}: HTTP {r.status_code}: {last}")
@@ -181,6 +225,26 @@ def _message(r: Any) -> str:
         return r.text[:200]
 
 
+def _completion(completion: Any) -> Any:
+    """A TRL completion as a candidate: the text of a conversational completion (its last assistant
+    message), anything else as it is.
+
+    >>> _completion([{"role": "assistant", "content": "<answer>Yes</answer>"}])
+    '<answer>Yes</answer>'
+    >>> _completion([{"role": "assistant", "content": [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}]}])
+    'AB'
+    """
+    if isinstance(completion, dict) and "role" in completion:
+        completion = [completion]
+    if isinstance(completion, (list, tuple)) and completion and all(isinstance(m, dict) and "role" in m for m in completion):
+        said = [m for m in completion if m.get("role") == "assistant"] or list(completion)
+        content = said[-1].get("content")
+        if isinstance(content, list):
+            return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        return "" if content is None else str(content)
+    return completion
+
+
 def _prompt_text(prompt: Any) -> str:
     """The caption of a prompt given as text or as TRL conversational messages.
 
@@ -191,7 +255,8 @@ def _prompt_text(prompt: Any) -> str:
         return prompt
     if isinstance(prompt, list):
         texts = []
-        for m in prompt:
+        users = [m for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        for m in users or prompt:  # the caption or question, not a system prompt
             content = m.get("content") if isinstance(m, dict) else None
             if isinstance(content, str):
                 texts.append(content)

@@ -132,3 +132,18 @@ def test_explicit_template_family_wins(chat: _Chat, pair: list[str], capsys: pyt
     assert row["template_family"] == "unifiedreward-think"
     want = get_family("unifiedreward-think").text("image_generation").replace("{prompt}", "a red cube")
     assert chat.texts == [want] and "<think>" in want
+
+
+def test_python_api_picks_the_protocol_too(chat: _Chat, tiny_model: Path, tmp_path: Path) -> None:
+    from unireward.judge import Judge
+
+    j = Judge.from_endpoint(chat.url, "CodeGoat24/UnifiedReward-2.0-qwen-7b")
+    assert (j.options.template_family, j.options.pointwise_family) == ("unifiedreward-2.0", "unifiedreward-2.0")
+    j = Judge.from_endpoint(chat.url, "CodeGoat24/UnifiedReward-2.0-qwen-7b", template_family="unifiedreward-think")
+    assert (j.options.template_family, j.options.pointwise_family) == ("unifiedreward-think", None)
+    # a local folder named after a released checkpoint (a tiny random model standing in for it)
+    local = tmp_path / "UnifiedReward-Edit-qwen-7b"
+    local.symlink_to(tiny_model, target_is_directory=True)
+    j = Judge.from_pretrained(local)
+    assert (j.options.template_family, j.options.pointwise_family) == ("unifiedreward-edit", "unifiedreward-edit")
+    assert Judge.from_pretrained(tiny_model).options.template_family is None

@@ -89,10 +89,15 @@ class Judge(BaseJudge):
         batch: BatchOptions | None = None,
         **opts: Any,
     ) -> Judge:
-        """Load a local or hub checkpoint; ``opts`` are :class:`JudgeOptions` fields."""
+        """Load a local or hub checkpoint; ``opts`` are :class:`JudgeOptions` fields. A released
+        checkpoint (``unireward zoo``) answers in its own protocol unless ``opts`` name one."""
+        from unireward.models.zoo import protocol_options
+
         backend = TransformersBackend.load(
             str(model_id), family=family, device=device, dtype=dtype, budget=budget, batch=batch
         )
+        if "template_family" not in opts and "pointwise_family" not in opts:
+            opts = {**protocol_options(model_id), **opts}
         return cls(backend, JudgeOptions(**opts))
 
     @classmethod
@@ -116,6 +121,10 @@ class Judge(BaseJudge):
         client = make_client(
             base_url, model, api_key=api_key, concurrency=concurrency, timeout=timeout, max_retries=max_retries
         )
+        if "template_family" not in opts and "pointwise_family" not in opts:  # a released judge's protocol
+            from unireward.models.zoo import protocol_options
+
+            opts = {**protocol_options(model), **opts}
         return cls(HTTPBackend(client, budget=budget), JudgeOptions(**opts))
 
     # ------------------------------------------------------------ public API

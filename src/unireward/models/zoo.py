@@ -119,6 +119,20 @@ def picked_template_family(model: str | os.PathLike[str], mode: str = "pairwise"
     return judge.template_family
 
 
+def protocol_options(model: str | os.PathLike[str]) -> dict[str, str]:
+    """:class:`~unireward.judge.options.JudgeOptions` fields that make a judge of ``model`` use its
+    released protocol (none for other models), for callers that did not choose one.
+
+    >>> protocol_options("CodeGoat24/UnifiedReward-Edit-qwen-7b")
+    {'template_family': 'unifiedreward-edit', 'pointwise_family': 'unifiedreward-edit'}
+    >>> protocol_options("CodeGoat24/UnifiedReward-Flex-qwen3vl-8b"), protocol_options("my-judge")
+    ({'template_family': 'unifiedreward-flex'}, {})
+    """
+    picked = {"template_family": picked_template_family(model, "pairwise"),
+              "pointwise_family": picked_template_family(model, "pointwise")}  # fmt: skip
+    return {k: v for k, v in picked.items() if v is not None}
+
+
 def _checkpoint_list(ids: list[str]) -> str:
     """The ids of one series, siblings as their differing suffix: ```A-7b`, `-32b```."""
     first, rest = ids[0], ids[1:]

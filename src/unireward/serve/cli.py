@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from unireward.judge.backends import TransformersBackend
     from unireward.judge.judge import Judge
     from unireward.judge.options import BatchOptions, JudgeOptions
-    from unireward.models.zoo import picked_template_family
+    from unireward.models.zoo import protocol_options
     from unireward.serve.app import create_app
 
     if args.upstream:  # a gateway over other servers: no local model
@@ -103,10 +103,9 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("unireward.serve.access").setLevel(logging.WARNING)
     backend = TransformersBackend.load(args.model, family=args.family, device=args.device, dtype=args.dtype,
                                        batch=BatchOptions(max_batch_size=args.batch_size))  # fmt: skip
-    fam = picked_template_family(args.model)  # a released checkpoint's own protocol by default
-    pointwise_fam = picked_template_family(args.model, "pointwise")
-    judge = Judge(backend, JudgeOptions(max_new_tokens=args.max_new_tokens, swap=args.swap, template_family=fam,
-                                        pointwise_family=pointwise_fam))  # fmt: skip
+    # a released checkpoint answers in its own protocol by default
+    judge = Judge(backend, JudgeOptions(max_new_tokens=args.max_new_tokens, swap=args.swap,
+                                        **protocol_options(args.model)))  # fmt: skip
     names = args.served_model_name or [args.model]
     app = create_app(judge, limits, api_key=args.api_key, media_root=args.media_root, model_name=names,
                      batch_size=args.batch_size, media_cache_mb=args.media_cache_mb)  # fmt: skip

@@ -128,3 +128,46 @@ def test_genai_and_vlrb_helpers():
     r = category_accuracy(["a", "b", "b"], [True, False, None], exclude_unparsed=True)
     assert r["macro"] == 50.0 and r["categories"]["b"]["n"] == 2
     assert majority_vote([2, 2, 1]) == 2
+
+
+# --- the metrics of the newer benchmarks against brute force ---------------------------------------
+
+
+@given(st.lists(st.tuples(st.sampled_from([1, 2, "tie", None]), st.sampled_from([1, 2])), max_size=30))
+@settings(max_examples=60, deadline=None)
+def test_pooled_accuracy_is_mmrb2s_rule(judged):
+    from unireward.metrics import pooled_accuracy
+
+    evaluated = [(v, c) for v, c in judged if v]  # MMRB2: `if judgement:` drops empty ones
+    assert pooled_accuracy(judged) == (sum(v == c for v, c in evaluated), len(evaluated))
+
+
+@given(st.lists(st.integers(0, 5), min_size=2, max_size=7), st.randoms(use_true_random=False))
+@settings(max_examples=60, deadline=None)
+def test_inversion_from_pair_verdicts_equals_hpsv2_on_a_score_ranking(human, rng):
+    """A judge that prefers the higher of distinct hidden scores: counting its wrong pair verdicts
+    gives HPSv2's inversion score of the ranking those scores induce."""
+    from itertools import combinations
+
+    from unireward.metrics import inversion_score, ranking_from_wins
+
+    n = len(human)
+    scores = rng.sample(range(100), n)
+    model_rank = [sorted(scores, reverse=True).index(s) for s in scores]  # 0 = best, as HPSv2's argsort
+    cnt = sum((model_rank[i] > model_rank[j] and human[i] < human[j]) or (model_rank[i] < model_rank[j] and human[i] > human[j])
+              for i, j in combinations(range(n), 2))  # fmt: skip
+    hps = 1 - cnt / (n * (n - 1) / 2)
+    discordant = sum(((scores[i] > scores[j]) != (human[i] < human[j])) for i, j in combinations(range(n), 2) if human[i] != human[j])
+    assert inversion_score(n, discordant) == pytest.approx(hps)
+    wins = {(i, j): float(scores[i] > scores[j]) for i, j in combinations(range(n), 2)}
+    assert ranking_from_wins(n, wins) == model_rank
+
+
+def test_tie_aware_accuracy_by_hand():
+    from unireward.metrics import tie_aware_accuracy
+
+    verdicts = [1, 2, "tie", None, 2, 1]
+    labels = [1, 1, 2, 2, "tie", 2]  # the human tie is not scored
+    strict, aware = tie_aware_accuracy(verdicts, labels)
+    assert strict == pytest.approx(100 * 1 / 5) and aware == pytest.approx(100 * 2 / 5)
+    assert tie_aware_accuracy([], []) == (None, None)

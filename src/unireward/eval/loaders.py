@@ -391,6 +391,8 @@ def load_mm_rlhf_rewardbench(path: str, bad: list[SchemaError] | None = None, **
     answer is always candidate 1. Media paths are relative to the data folder."""
     from unireward.eval.benchmarks import located_records
 
+    if not Path(path).is_file():  # the hub copy needs its image and frame folders beside the file
+        raise FileNotFoundError(f"benchmark file not found: {path} (download mm_reward_bench.jsonl with its media folders)")
     records = located_records(path, bad=bad)
     seen: dict[str, int] = {}
 

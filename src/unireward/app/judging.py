@@ -39,7 +39,8 @@ class FormRequest:
     def __post_init__(self) -> None:
         self.task = Task.parse(self.task)
         self.prompt = (self.prompt or "").strip()
-        self.candidates = tuple(c if c not in ("", None) else None for c in self.candidates)  # type: ignore[assignment]
+        given = tuple(c if c not in ("", None) else None for c in self.candidates)
+        self.candidates = given  # type: ignore[assignment]
         if not self.task.uses_reference:
             self.reference = None  # the form keeps a hidden reference when the task changes
         self.template_family = self.template_family or None
@@ -58,7 +59,8 @@ class FormRequest:
             return [TaskRequest.from_loose(task, prompt, self.candidates, ref, template_family=family)]
         first, second = self.candidates
         given = [first] if second is None else [first, second]
-        return [TaskRequest.from_loose(task, prompt, (c,), ref, Mode.POINTWISE, template_family=family) for c in given]
+        return [TaskRequest.from_loose(task, prompt, (c,), ref, Mode.POINTWISE, template_family=family)
+                for c in given]  # fmt: skip
 
 
 JudgeRequest = FormRequest  # the form's old name

@@ -69,7 +69,8 @@ class JudgeRequest:
         except ValueError:
             raise RequestError(f"mode must be 'pairwise' or 'pointwise', got {self.mode!r}", "mode") from None
         if isinstance(self.candidates, (str, bytes)) or not isinstance(self.candidates, Sequence):
-            raise RequestError(f"candidates must be a list, got {type(self.candidates).__name__}", "candidates")
+            got = type(self.candidates).__name__
+            raise RequestError(f"candidates must be a list, got {got}", "candidates")
         object.__setattr__(self, "candidates", tuple(self.candidates))
         check_count(self.mode, self.candidates)
         if self.media is not None:
@@ -113,7 +114,8 @@ class JudgeRequest:
 
     def media_refs(self) -> list[Any]:
         """The request's media as given, in prompt order (an edit's source image first)."""
-        return media_order(self.task, self.reference, list(self.candidates) if self.task.is_generation else [])
+        cands = list(self.candidates) if self.task.is_generation else []
+        return media_order(self.task, self.reference, cands)
 
     def media_counts(self) -> tuple[int, int]:
         """Images (frames of frame lists included) and video files the request shows."""
@@ -123,7 +125,8 @@ class JudgeRequest:
         """The request with ``media`` standing for :meth:`media_refs` (same order and count)."""
         want = len(self.media_refs())
         if len(media) != want:
-            raise RequestError(f"{self.task.value} ({self.mode.value}) shows {want} media item(s), got {len(media)}", "media")
+            what = f"{self.task.value} ({self.mode.value})"
+            raise RequestError(f"{what} shows {want} media item(s), got {len(media)}", "media")
         return replace(self, media=tuple(media))
 
     def load(self, budget: VisionBudget, root: str | os.PathLike[str] | None = None) -> JudgeRequest:
@@ -153,8 +156,9 @@ class JudgeRequest:
         """The chat messages: loaded media (else the media as given), then the filled template.
         ``family`` overrides :attr:`template_family`; ``video_as="frames"`` sends videos as images."""
         media = list(self.media) if self.media is not None else self.media_refs()
-        return render_messages(self.task, self.prompt, media, self.answers, family=family or self.template_family,
-                               mode=self.mode, video_as=video_as)  # fmt: skip
+        family = family or self.template_family
+        return render_messages(self.task, self.prompt, media, self.answers, family=family, mode=self.mode,
+                               video_as=video_as)  # fmt: skip
 
     def media_inputs(self, family: str | None = None, video_as: str = "video") -> tuple[list[Any], list[Any]]:
         """The images and videos of :meth:`messages`, in order (what a processor takes beside the text)."""
@@ -180,7 +184,8 @@ def validate_group(task: Task | str, prompt: Any, candidates: Sequence[Any], ref
 def media_inputs(messages: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
     """The images and videos of a message list, in order (what the processor takes beside the text).
 
-    >>> media_inputs([{"role": "user", "content": [{"type": "image", "image": "a"}, {"type": "text", "text": "x"}]}])
+    >>> parts = [{"type": "image", "image": "a"}, {"type": "text", "text": "x"}]
+    >>> media_inputs([{"role": "user", "content": parts}])
     (['a'], [])
     """
     images: list[Any] = []
@@ -197,7 +202,9 @@ def media_inputs(messages: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
     return images, videos
 
 
-def load_pair_media(pair: PreferencePair, root: str | os.PathLike[str] | None, budget: VisionBudget) -> list[Any]:
+def load_pair_media(
+    pair: PreferencePair, root: str | os.PathLike[str] | None, budget: VisionBudget
+) -> list[Any]:
     """Loaded media of a pair, in prompt order: ``JudgeRequest.from_pair(pair).load(budget, root).media``."""
     return list(JudgeRequest.from_pair(pair).load(budget, root).media or ())
 

@@ -18,7 +18,8 @@ def load_medium(ref: Any, task: Task, root: Any, budget: VisionBudget, n: int) -
     >>> big = Image.new("RGB", (1024, 1024))
     >>> load_medium(big, Task.IMAGE_GENERATION, None, VisionBudget(), 2).size  # each image: max_pixels
     (364, 364)
-    >>> load_medium(big, Task.IMAGE_GENERATION, None, VisionBudget(max_total_pixels=147456), 2).size  # half each
+    >>> shared = VisionBudget(max_total_pixels=147456)
+    >>> load_medium(big, Task.IMAGE_GENERATION, None, shared, 2).size  # half the total each
     (252, 252)
     """
     if isinstance(ref, Image.Image) or isinstance(ref, (bytes, bytearray)):

@@ -36,8 +36,10 @@ def swap_media(task: Task, media: list[Any]) -> list[Any]:
 def count_media(task: Task, refs: list[Any]) -> tuple[int, int]:
     """Images (the frames of videos given as frame lists included) and video files among ``refs``.
 
-    >>> count_media(Task.VIDEO_GENERATION, [["f1.png", "f2.png"], "b.mp4"]), count_media(Task.IMAGE_EDITING, ["s", "a", "b"])
-    ((2, 1), (3, 0))
+    >>> count_media(Task.VIDEO_GENERATION, [["f1.png", "f2.png"], "b.mp4"])
+    (2, 1)
+    >>> count_media(Task.IMAGE_EDITING, ["s", "a", "b"])
+    (3, 0)
     """
     if not task.is_video:
         return len(refs), 0
@@ -50,7 +52,7 @@ def group_share(task: Task, candidates: list[Any], reference: Any = None) -> tup
     two at a time, so each medium shares the vision budget with one other (and an edit's source image,
     which rides along with every pair), not with all N.
 
-    >>> group_share(Task.IMAGE_GENERATION, ["a", "b", "c", "d"]), group_share(Task.IMAGE_EDITING, list("abcd"), "s")
+    >>> group_share(Task.IMAGE_GENERATION, list("abcd")), group_share(Task.IMAGE_EDITING, list("abcd"), "s")
     ((2, 0), (3, 0))
     """
     media = (list(candidates) if task.is_generation else []) + ([reference] if task.uses_reference else [])

@@ -53,12 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_media_info(sub: argparse._SubParsersAction) -> None:
+    from unireward.media import VisionBudget
+
+    d = VisionBudget()  # the one place the budget's defaults are written
     p = sub.add_parser("media-info", help="load images/videos under the vision budget and print what a model would see")
     p.add_argument("paths", nargs="+")
-    p.add_argument("--frames", type=int, default=8, help="frames sampled per video")
+    p.add_argument("--frames", type=int, default=d.frames, help=f"frames sampled per video (default {d.frames})")
     p.add_argument("--fps", type=float, default=None, help="sample at this rate instead (capped at --frames)")
-    p.add_argument("--max-pixels", type=int, default=147456)
-    p.add_argument("--min-pixels", type=int, default=3136)
+    p.add_argument("--max-pixels", type=int, default=d.max_pixels, help=f"pixel cap per image or frame (default {d.max_pixels})")
+    p.add_argument("--min-pixels", type=int, default=d.min_pixels, help=f"pixel floor per image or frame (default {d.min_pixels})")
     p.add_argument("--max-total-pixels", type=int, default=None, help="shared by all the given files")
     p.set_defaults(func=_media_info)
 

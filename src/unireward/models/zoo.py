@@ -62,7 +62,7 @@ RELEASED_JUDGES: tuple[ReleasedJudge, ...] = tuple(
               convert="llava_qwen")
     + _series("UnifiedReward-2.0 (Qwen2.5-VL)", tuple(f"UnifiedReward-2.0-qwen-{s}" for s in ("3b", "7b", "32b", "72b")),
               "qwen2_5_vl", _V2, "unifiedreward-2.0-pair-score")
-    + _series("UnifiedReward-2.0 (Qwen3-VL)", tuple(f"UnifiedReward-2.0-qwen3vl-{s}" for s in ("2b", "8b", "32b")),
+    + _series("UnifiedReward-2.0 (Qwen3-VL)", tuple(f"UnifiedReward-2.0-qwen3vl-{s}" for s in ("2b", "4b", "8b", "32b")),
               "qwen3_vl", _V2, "unifiedreward-2.0-pair-score")
     + _series("UnifiedReward-2.0 (Qwen3.5)", ("UnifiedReward-2.0-qwen35-9b",), "qwen3_5", _V2,
               "unifiedreward-2.0-pair-score")

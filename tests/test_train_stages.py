@@ -215,6 +215,40 @@ def test_tensorboard_tracks_sft_and_grpo_and_a_stuck_grpo_warns(
     assert summary["zero_std_warning"].startswith("frac_reward_zero_std was 1.0")
 
 
+def test_grpo_reads_the_canonical_pair_schema(tiny_model: Path, syn: Path, tmp_path: Path) -> None:
+    """The pairs file every other stage takes (no ``{"pair": ...}`` wrapper) trains as it is."""
+    canonical = syn / "train.jsonl"
+    assert "pair" not in json.loads(canonical.read_text().splitlines()[0])
+    final = run_grpo(_grpo_cfg(tiny_model, syn, tmp_path, "canon", train_file=str(canonical), max_steps=1),
+                     reward_funcs=[_below_half])  # fmt: skip
+    summary = json.loads((tmp_path / "canon" / "grpo_summary.json").read_text())
+    assert (final / "config.json").exists() and summary["steps"] == 1
+    assert summary["prompts"] == len(read_pairs(canonical)) and not summary["load_errors"]
+
+
+def test_grpo_never_reports_success_after_zero_steps(tiny_model: Path, syn: Path, tmp_path: Path) -> None:
+    """One prompt where a generation batch takes two (8 completions / 4 per prompt): TRL would train 0
+    steps. The stage refuses before loading the model, the command exits non-zero, no final/ appears;
+    rows that cannot be used are named with their reason."""
+    from unireward.cli import main
+
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps({"pair": read_pairs(syn / "train.jsonl")[0].to_dict()}) + "\n")
+    with pytest.raises(ValueError, match=r"1 usable GRPO prompts, fewer than the 2 .* 0 steps"):
+        run_grpo(_grpo_cfg(tiny_model, syn, tmp_path, "short", train_file=str(one)), reward_funcs=[_below_half])
+    rc = main(["grpo", str(one), "--model", str(tiny_model), "--out", str(tmp_path / "cli"), "--media-root", str(syn),
+               "--num-generations", "4", "--per-device-train-batch-size", "8", "--max-steps", "1"])  # fmt: skip
+    assert rc != 0 and not (tmp_path / "cli" / "final").exists() and not (tmp_path / "short" / "final").exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"caption": "x", "images": ["a.png"]}) + "\n")
+    with pytest.raises(ValueError, match="missing"):
+        run_grpo(_grpo_cfg(tiny_model, syn, tmp_path, "bad", train_file=str(bad)))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="holds no rows"):
+        run_grpo(_grpo_cfg(tiny_model, syn, tmp_path, "empty", train_file=str(empty)))
+
+
 def test_grpo_config_validation() -> None:
     with pytest.raises(ValueError, match="multiple of num_generations"):
         GRPOStageConfig(model="m", train_file="f", output_dir="o", num_generations=8, per_device_train_batch_size=6)

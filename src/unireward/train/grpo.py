@@ -23,7 +23,7 @@ from typing import Any
 
 from unireward.models.family import resolve_budget
 from unireward.rewards import get_reward_functions
-from unireward.rows import read_rows, replace_json, replace_rows
+from unireward.rows import BadLine, iter_rows, read_rows, replace_json, replace_rows
 from unireward.train.callbacks import ZeroStdWatch
 from unireward.train.sft import (
     TrainerCommon,
@@ -152,15 +152,37 @@ class GRPOStageConfig(TrainerCommon):
         }, self.trl)  # fmt: skip
 
 
+def stage_records(train_file: str, output_dir: str) -> str:
+    """``train_file`` when its rows are stage records (``{"pair": {...}}``, as rejection sampling
+    writes them), else a copy in ``output_dir`` whose rows wrap the canonical pairs every other stage
+    reads (``{"id", "task", "prompt", "candidates", "label"}``)."""
+    first = next((r.data for r in iter_rows(train_file) if not isinstance(r, BadLine)), None)
+    if first is None or "pair" in first or "candidates" not in first:
+        return train_file  # stage records, or nothing usable: the index names each line's reason
+    path = Path(output_dir) / "train.pairs.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def wrapped() -> Any:
+        for r in iter_rows(train_file):
+            if isinstance(r, BadLine):
+                log.warning("%s", r)  # named here: the copy holds good lines only
+            else:
+                yield r.data if "pair" in r.data else {"pair": r.data}
+
+    replace_rows(path, wrapped())
+    return str(path)
+
+
 def balanced_input(cfg: GRPOStageConfig) -> tuple[str, dict[str, Any] | None]:
     """The file GRPO reads: ``train_file`` itself, or its balanced copy in ``output_dir`` (written
     atomically; every process writes the same bytes). With ``both_orders`` each pair is followed by its
     swap and the pairs are shuffled as units with the stage's seed, since TRL's shuffle is off."""
+    source = stage_records(cfg.train_file, cfg.output_dir)
     if cfg.order_balance == "none":
-        return cfg.train_file, None
+        return source, None
     from unireward.data.balance import balance_records
 
-    records = read_rows(cfg.train_file, required=("pair",))
+    records = read_rows(source, required=("pair",))
     out, stats = balance_records(records, cfg.order_balance, seed=cfg.seed, text_key="")
     if cfg.order_balance == "both_orders":
         units = [out[i : i + 2] for i in range(0, len(out), 2)]
@@ -181,7 +203,8 @@ def grpo_dataset(cfg: GRPOStageConfig, main_process_first: Any = None, train_fil
     dataset = lazy_dataset(train_file, Path(cfg.output_dir) / "rows.arrow", "grpo", cfg.media_root, budget,
                            cfg.template_family, errors, main_process_first)  # fmt: skip
     if len(dataset) == 0:
-        raise ValueError(f"{train_file}: no usable GRPO prompts ({errors[:3]})")
+        why = errors[:3] or ["the file is missing" if not Path(train_file).exists() else "the file holds no rows"]
+        raise ValueError(f"{train_file}: no usable GRPO prompts ({'; '.join(why)})")
     return dataset, errors
 
 
@@ -205,6 +228,14 @@ def run_grpo(
     if dataset is None:
         train_file, balance = balanced_input(cfg)
         dataset, errors = grpo_dataset(cfg, args.main_process_first, train_file)
+    need = args.generation_batch_size // args.num_generations  # TRL's sampler drops a short last batch
+    if len(dataset) < need:
+        raise ValueError(
+            f"{len(dataset)} usable GRPO prompts, fewer than the {need} one generation batch takes "
+            f"(per_device_train_batch_size {args.per_device_train_batch_size} x steps_per_generation "
+            f"{args.steps_per_generation} x {args.world_size} processes / num_generations {args.num_generations}): "
+            "TRL would train 0 steps; add prompts or lower per_device_train_batch_size"
+        )
     model, processor, fam = load_policy(cfg.model, cfg.family, cfg.freeze_vision, cfg.lora)
     watch, slots = ZeroStdWatch(cfg.zero_std_patience), SlotWatch(cfg.slot_bound, cfg.slot_patience)
     funcs = list(reward_funcs or get_reward_functions(cfg.rewards))
@@ -217,6 +248,8 @@ def run_grpo(
     )  # fmt: skip
     check_lora_sharding(trainer, cfg.lora is not None)
     trainer.train(resume_from_checkpoint=latest_checkpoint(out))
+    if trainer.state.global_step == 0:  # never a final/ that is the input model under a new name
+        raise ValueError(f"GRPO trained 0 steps on {len(dataset)} prompts; nothing saved to {final}")
     save_final(trainer, processor, final, merge_lora=cfg.lora is not None)
     if trainer.is_world_process_zero():
         history = trainer.state.log_history

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +252,38 @@ def test_render_covers_ties_shares_swaps_and_pointwise_pairs() -> None:
     error = {"status": "invalid", "winner": None, "error": "/tmp/gradio/ab12/x.<b>.png: cannot decode image"}
     html = render.verdict_html(error, "image_generation")
     assert "x.&lt;b&gt;.png: cannot decode image" in html and "/tmp/" not in html  # short, and escaped
+
+
+def test_uploads_are_bounded_by_the_judges_limit_and_expire(tiny_judge: Judge, tmp_path: Path) -> None:
+    """Gradio writes every upload to disk before a handler runs: above the size limit it answers 413
+    (nothing written); what it keeps is deleted once older than the upload TTL."""
+    import httpx
+
+    from unireward.app.layout import AppSettings
+    from unireward.app.server import ServerOptions, serve
+
+    port = free_port()
+    app = serve(tiny_judge, ServerOptions(port=port, examples=False, max_file_size=200_000, upload_ttl_s=4),
+                AppSettings(), block=False)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/gradio_api/upload"
+        big = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+        r = httpx.post(url, files={"files": ("big.png", big, "image/png")}, timeout=30)
+        assert r.status_code == 413, r.text
+        small = tmp_path / "small.png"
+        draw_shape("circle", "red", 64).save(small)
+        r = httpx.post(url, files={"files": ("small.png", small.read_bytes(), "image/png")}, timeout=30)
+        assert r.status_code == 200, r.text
+        stored = Path(r.json()[0])
+        assert stored.is_file()
+        deadline = time.monotonic() + 30
+        while stored.exists():  # deleted once older than 4 s (checked every second)
+            assert time.monotonic() < deadline, stored
+            time.sleep(0.5)
+    finally:
+        app.close()
+    default = serve(tiny_judge, ServerOptions(port=free_port(), examples=False), AppSettings(), block=False)
+    try:
+        assert default.max_file_size == tiny_judge.budget.max_file_bytes  # the judge's own limit on a file
+    finally:
+        default.close()

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     web.add_argument("--auth", default=os.environ.get("UNIREWARD_APP_AUTH"), help="USER:PASSWORD for basic auth (env UNIREWARD_APP_AUTH)")
     web.add_argument("--concurrency", type=int, default=4, help="judgments running at once (more wait in the queue)")
     web.add_argument("--no-examples", action="store_true", help="do not write and show the synthetic examples")
+    web.add_argument("--max-upload-mb", type=float, default=None,
+                     help="largest upload (default: the judge's own limit on a media file)")  # fmt: skip
+    web.add_argument("--upload-ttl", type=int, default=3600, help="seconds an upload is kept before it is deleted")
     gen = p.add_argument_group("defaults of the form")
     gen.add_argument("--max-new-tokens", type=int, default=4096)
     gen.add_argument("--temperature", type=float, default=0.0)
@@ -85,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
     from unireward.app.layout import AppSettings
     from unireward.app.server import ServerOptions, parse_auth, serve
 
-    options = ServerOptions(host=args.host, port=args.port, auth=parse_auth(args.auth), examples=not args.no_examples)
+    max_bytes = None if args.max_upload_mb is None else max(1, int(args.max_upload_mb * (1 << 20)))
+    options = ServerOptions(host=args.host, port=args.port, auth=parse_auth(args.auth), examples=not args.no_examples,
+                            max_file_size=max_bytes, upload_ttl_s=args.upload_ttl)  # fmt: skip
     judge, model = make_judge(args)
     print(f"unireward app: http://{args.host}:{args.port} (model {model})", flush=True)
     serve(judge, options, AppSettings(model_name=model, concurrency=args.concurrency))

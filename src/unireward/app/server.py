@@ -26,10 +26,19 @@ class ServerOptions:
     #: ``(user, password)`` for HTTP basic auth, or ``None`` for none
     auth: tuple[str, str] | None = None
     examples: bool = True
+    #: the largest upload in bytes (Gradio answers 413 above it); ``None``: the judge's own limit on a
+    #: media file (``VisionBudget.max_file_bytes``), so nothing it would refuse is written to disk
+    max_file_size: int | None = None
+    #: uploads older than this many seconds are deleted (checked every ``upload_ttl_s / 4``)
+    upload_ttl_s: int = 3600
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be in 1..65535, got {self.port}")
+        if self.max_file_size is not None and self.max_file_size < 1:
+            raise ValueError(f"max_file_size must be >= 1 byte, got {self.max_file_size}")
+        if self.upload_ttl_s < 4:
+            raise ValueError(f"upload_ttl_s must be >= 4 seconds, got {self.upload_ttl_s}")
         if self.auth is not None and (len(self.auth) != 2 or not all(self.auth)):
             raise ValueError("auth needs a non-empty user and password")
 
@@ -63,10 +72,16 @@ def serve(judge: Judge, options: ServerOptions, settings: AppSettings | None = N
     if options.host not in LOOPBACK and options.auth is None:
         log.warning("serving on %s without --auth: anyone who can reach it can use the judge", options.host)
     app = build_app(judge, settings)
+    # Gradio stores every upload before any handler sees it: bound its size by what the judge would
+    # read, and age out old uploads so repeated ones cannot fill the disk
+    max_file_size = options.max_file_size or judge.budget.max_file_bytes
+    app.delete_cache = (max(1, options.upload_ttl_s // 4), options.upload_ttl_s)
     app.queue(default_concurrency_limit=settings.concurrency)
     app.launch(
         server_name=options.host, server_port=options.port, auth=options.auth, share=False,
         prevent_thread_lock=not block, show_error=True, quiet=True, ssr_mode=False, mcp_server=False,
         allowed_paths=allowed, theme=theme(), css=CSS, footer_links=["api"], enable_monitoring=False,
+        max_file_size=max_file_size,
     )  # fmt: skip
+    log.info("uploads: at most %d bytes each, deleted after %d s", max_file_size, options.upload_ttl_s)
     return app

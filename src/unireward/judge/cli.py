@@ -92,6 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--video-as", choices=["video", "frames"], default="video",
                      help="send videos as videos or as frame images (models trained with TRL saw frames)")  # fmt: skip
     gen.add_argument("--no-progress", action="store_true")
+    from unireward.runs.ray_engine import add_engine_args
+
+    add_engine_args(p)
     p.set_defaults(func=run)
 
 
@@ -260,7 +263,10 @@ def run_file(args: argparse.Namespace) -> int:
         built.append(judge)
         return lambda chunk: [{"key": it.key, **row} for it, row in zip(chunk.items, _judge_chunk(judge, chunk.values, args), strict=True)]
 
-    result = Job(spec, plan_file(in_path), work=load).run()
+    from unireward.runs.ray_engine import make_runner, options_from_args
+
+    runner = make_runner(load, options_from_args(args))  # None: this process
+    result = Job(spec, plan_file(in_path), work=load).run(runner)
     n_err = sum(r.get("error") is not None for r in result.rows)
     unparsed = sum(r.get("error") is None and r.get("winner") is None for r in result.rows)
     summary = {"output": str(out_path), "total": result.total, "skipped": result.skipped, "judged": result.ran,
@@ -270,5 +276,7 @@ def run_file(args: argparse.Namespace) -> int:
 
         if (per_endpoint := endpoint_summary(built[0])) is not None:
             summary["endpoints"] = per_endpoint  # several --base-url: what each endpoint did
+    if runner is not None and result.ran:
+        summary["workers"] = runner.summary()  # --engine ray: rows per node and per worker
     print(json.dumps(summary))
     return result.exit_status()

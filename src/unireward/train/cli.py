@@ -141,6 +141,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--make-unique-ids", action="store_true", help="rename repeated pair ids (with a warning) instead of refusing")
     _run_args(p)
     _budget_args(p)
+    from unireward.runs.ray_engine import add_engine_args
+
+    add_engine_args(p)
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("grpo", help="GRPO with format + accuracy rewards (TRL)", epilog=_PRECEDENCE)
@@ -268,7 +271,9 @@ def _sample(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, judged_by=args.judged_by, limit=args.limit, budget=_budget(args),
         make_unique_ids=args.make_unique_ids, overwrite=args.overwrite, chunk_size=args.chunk_size,
     )  # fmt: skip
-    stats = sample(cfg)
+    from unireward.runs.ray_engine import options_from_args
+
+    stats = sample(cfg, engine=options_from_args(args))
     stats.pop("config", None)
     print(json.dumps(stats, indent=2))
     where = f"{args.out}/samples.jsonl" + _named_lines(stats["bad_lines"])

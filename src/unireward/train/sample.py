@@ -143,7 +143,7 @@ def run_manifest(cfg: SampleConfig) -> Manifest:
     })  # fmt: skip
 
 
-def sample(cfg: SampleConfig, judge: Any | None = None) -> dict[str, Any]:
+def sample(cfg: SampleConfig, judge: Any | None = None, engine: Any = None) -> dict[str, Any]:
     """Sample, then write ``rs_sft.jsonl``, ``grpo.jsonl`` and ``sample_report.json`` in ``out_dir``.
 
     Pairs are cut into fixed chunks of the whole list and chunk ``i`` samples with seed
@@ -175,6 +175,11 @@ def sample(cfg: SampleConfig, judge: Any | None = None) -> dict[str, Any]:
         )  # fmt: skip
         return lambda chunk: _sample_chunk(cfg, judge, budget, chunk.values, cfg.seed + chunk.start)
 
+    from unireward.runs.ray_engine import make_runner
+
+    if engine is not None and judge is not None:
+        raise ValueError("a loaded judge runs in this process: with a Ray engine give the model, not a judge")
+    runner = make_runner(load, engine)  # engine: RayOptions for a Ray actor pool; None: this process
     stats: dict[str, Any] = {}
 
     def route(result: JobResult) -> None:
@@ -183,9 +188,11 @@ def sample(cfg: SampleConfig, judge: Any | None = None) -> dict[str, Any]:
             replace_rows(out / name, recs)
         stats.update(routed, total_pairs=len(pairs), bad_lines=result.bad_input, failed=result.failed,
                      config={k: v for k, v in asdict(cfg).items() if k != "budget"})  # fmt: skip
+        if runner is not None and result.ran:
+            stats["workers"] = runner.summary()  # pairs per node and per worker
         replace_json(out / "sample_report.json", stats)
 
-    Job(spec, [Item(p.id, p) for p in pairs], work=load, bad_input=bad).run(finish=route)
+    Job(spec, [Item(p.id, p) for p in pairs], work=load, bad_input=bad).run(runner, finish=route)
     return stats
 
 

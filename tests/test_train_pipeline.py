@@ -53,6 +53,24 @@ def test_dry_run_prints_the_paper_recipe_without_loading_a_model(tmp_path: Path)
     assert not (tmp_path / "run" / "models").exists()
 
 
+def test_a_shipped_recipe_reads_its_data_under_data_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A shipped recipe's folder is inside the installed package: with ``--data-root`` its relative data
+    paths resolve under the user's folder, and the dry run finds the files there."""
+    raw = yaml.safe_load((REPO / "src/unireward/configs/recipes/paper-qwen25vl-7b.yaml").read_text())["data"]
+    root = tmp_path / "mine"
+    for key in ("cold_start", "train", "test"):
+        (root / raw[key]).parent.mkdir(parents=True, exist_ok=True)
+        (root / raw[key]).write_text("")
+    (root / raw["media_root"]).mkdir(parents=True)
+    rc, out, _ = _run(["pipeline", "--recipe", "paper-qwen25vl-7b", "--out", str(tmp_path / "run"), "--dry-run",
+                       "--data-root", str(root)], capsys)  # fmt: skip
+    problems = json.loads(out)["preflight"]["problems"]
+    assert not any(p.startswith("data.") or "data." in p.split(":")[0] for p in problems), problems
+    assert load_recipe("paper-qwen25vl-7b", data_root=root).data.train == str(root / raw["train"])
+    shipped = load_recipe("paper-qwen25vl-7b").data.train
+    assert "configs" in shipped and shipped != str(root / raw["train"])  # without it: next to the recipe
+
+
 def test_dry_run_of_the_paper_llava_ov_recipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The paper's main model: UnifiedReward-7b (LLaVA-NeXT) is converted into models/base and every stage
     trains from there, with LLaVA-OV's 14-px grid and a pair-wide pixel budget."""

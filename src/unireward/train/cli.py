@@ -163,6 +163,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pipeline", help="distill -> cold start -> rejection sampling -> SFT -> GRPO -> evaluation")
     p.add_argument("--recipe", required=True, help="a recipe file or a name in configs/recipes")
     p.add_argument("--out", required=True)
+    p.add_argument("--data-root", default=None,
+                   help="folder the recipe's relative data paths resolve against (default: the recipe's folder; "
+                        "give it with a shipped recipe, whose folder is inside the installed package)")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="validate and print every stage's configuration; load nothing")
     p.add_argument("--stop-after", default=None, help="stop after this stage")
     p.add_argument("--overwrite", action="store_true",
@@ -298,7 +301,7 @@ def _pipeline(args: argparse.Namespace) -> int:
     from unireward.train.pipeline import Pipeline, dry_run
     from unireward.train.recipe import STAGES, load_recipe
 
-    recipe = load_recipe(args.recipe)
+    recipe = load_recipe(args.recipe, data_root=args.data_root)
     if args.family:
         from unireward.models import get_family
 

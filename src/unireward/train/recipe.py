@@ -215,13 +215,14 @@ def _local(value: str, folder: Path, must_exist: bool = False) -> str:
     return str(candidate)
 
 
-def _resolve_paths(raw: dict[str, Any], folder: Path) -> None:
-    """Relative paths of a recipe file, resolved against its folder (in place)."""
+def _resolve_paths(raw: dict[str, Any], folder: Path, data_root: Path | None = None) -> None:
+    """Relative paths of a recipe file, resolved against its folder (in place); the data paths against
+    ``data_root`` when given (a shipped recipe lives inside the installed package, the data do not)."""
     data = raw.get("data")
     if isinstance(data, dict):
         for key in ("cold_start", "train", "test", "media_root"):
             if isinstance(data.get(key), str):
-                data[key] = _local(data[key], folder)
+                data[key] = _local(data[key], data_root or folder)
     model = raw.get("model")
     if isinstance(model, dict) and isinstance(model.get("base"), str) and model["base"] != "tiny":
         model["base"] = _local(model["base"], folder, must_exist=True)
@@ -233,13 +234,17 @@ def _resolve_paths(raw: dict[str, Any], folder: Path) -> None:
                     holder["deepspeed"] = _local(holder["deepspeed"], folder)
 
 
-def load_recipe(name_or_path: str) -> Recipe:
+def load_recipe(name_or_path: str, data_root: str | os.PathLike[str] | None = None) -> Recipe:
+    """A recipe by path or shipped name. Its relative paths resolve against its own folder, except its
+    data files (``data.cold_start``/``train``/``test``/``media_root``), which resolve against
+    ``data_root`` when one is given: ``--data-root ~/ur`` reads a shipped recipe's
+    ``data/unified_pairs.jsonl`` as ``~/ur/data/unified_pairs.jsonl``."""
     path = find_recipe(name_or_path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a recipe is a mapping")
     raw.setdefault("name", path.stem)
-    _resolve_paths(raw, path.parent)
+    _resolve_paths(raw, path.parent, None if data_root is None else Path(data_root).expanduser().resolve())
     known = {f.name for f in fields(Recipe)}
     unknown = sorted(set(raw) - known)
     if unknown:

@@ -134,3 +134,29 @@ def test_remote_group_reward_in_a_training_loop(scripted: tuple[str, ScriptedBac
     bad = RemoteGroupReward(url, method="pairwise", max_retries=0)
     with pytest.raises(RuntimeError, match="too many images"):
         bad.group("a", _images([1] * 17))
+
+
+def test_one_name_for_both_orders_and_one_wire_schema(scripted: tuple[str, ScriptedBackend]) -> None:
+    """``both_orders`` on every route, ``swap`` as its alias; every answer parses with the wire models
+    the client uses (:mod:`unireward.serve.protocol`)."""
+    from unireward.serve.protocol import JudgeResponse, RewardsResponse
+
+    url, _ = scripted
+    imgs = [data_url(im, "PNG") for im in _images([250, 10, 120, 60])]
+    pair = {"task": "image_generation", "prompt": "a red square", "candidates": imgs[:2]}
+    votes = {}
+    for key in ("both_orders", "swap"):
+        r = httpx.post(url + "/v1/judge", json={**pair, key: True}, timeout=60)
+        assert r.status_code == 200, r.text
+        votes[key] = JudgeResponse.model_validate(r.json()).model_dump()["votes"]
+    assert votes["both_orders"] == votes["swap"] == [1, 1]  # the redder image wins in both orders
+    one = httpx.post(url + "/v1/judge", json=pair, timeout=60).json()
+    assert len(one["votes"]) == 1
+    r = httpx.post(url + "/v1/judge", json={**pair, "both_orders": True, "swap": False}, timeout=60)
+    assert r.status_code == 400 and "both_orders" in r.json()["error"]["message"]
+    group = {"task": "image_generation", "prompt": "a red square", "candidates": imgs}
+    a = RewardsResponse.model_validate(httpx.post(url + "/v1/rewards", json={**group, "swap": True}, timeout=60).json())
+    b = RewardsResponse.model_validate(httpx.post(url + "/v1/rewards", json={**group, "both_orders": True}, timeout=60).json())
+    assert a.rewards == b.rewards and len(a.judgments) == len(b.judgments) == 12
+    r = httpx.post(url + "/v1/rewards", json={**group, "prompt": 5}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"

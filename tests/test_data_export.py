@@ -288,3 +288,25 @@ def test_a_refused_easyr1_export_leaves_no_folder(sources, tmp_path):
     with pytest.raises(ValueError):
         export_pairs(sources["hpd"] + sources["videodpo"], kept, ExportConfig(format="verl", flavor="easyr1", video_as="video"))
     assert (kept / "notes.txt").read_text() == "mine"  # a folder it did not create is left as it was
+
+
+def test_parquet_exports_hold_plain_arrow_types(sources, tmp_path):
+    """A consumer reads the parquet in its own environment (its own pyarrow, datasets, transformers):
+    the files hold only plain Arrow types (strings, integers, lists, structs, bytes), no extension
+    types and no pandas metadata that would tie them to our versions."""
+    import pyarrow as pa
+
+    def plain(t: pa.DataType) -> bool:
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return plain(t.value_type)
+        if pa.types.is_struct(t):
+            return all(plain(t.field(i).type) for i in range(t.num_fields))
+        return any(f(t) for f in (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer,
+                                  pa.types.is_floating, pa.types.is_boolean, pa.types.is_binary, pa.types.is_null))  # fmt: skip
+
+    for name, cfg in (("verl", ExportConfig(format="verl")), ("easyr1", ExportConfig(format="verl", flavor="easyr1")),
+                      ("embedded", ExportConfig(format="verl", embed_images=True))):  # fmt: skip
+        export_pairs(sources["hpd"], tmp_path / name, cfg)
+        schema = pq.read_schema(tmp_path / name / "train.parquet")
+        assert all(plain(f.type) for f in schema), (name, schema)
+        assert not (schema.metadata or {}).get(b"pandas"), name

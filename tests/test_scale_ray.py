@@ -46,7 +46,7 @@ def test_ray_tests_run_in_their_own_network_namespace() -> None:
     inner = f"ip link set lo up && exec timeout -s KILL 420 {sys.executable} -m pytest -q -x -p no:cacheprovider {__file__}"
     proc = subprocess.run(["unshare", "-n", "sh", "-c", inner], env=env, cwd=REPO, capture_output=True, text=True, timeout=480)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert "4 passed" in proc.stdout, proc.stdout[-3000:]
+    assert "5 passed" in proc.stdout, proc.stdout[-3000:]
 
 
 inside = pytest.mark.skipif(not INSIDE, reason="runs inside its own network namespace (see the test above)")
@@ -195,6 +195,23 @@ def test_sample_on_two_nodes_equals_the_local_engine(work: dict[str, Path], clus
     assert sum(report["workers"]["per_node"].values()) == 8 and len(report["workers"]["per_node"]) == 2
     for name in ("rs_sft.jsonl", "grpo.jsonl"):
         assert (ray_out / name).read_text() == (local / name).read_text()
+
+
+@inside
+def test_eval_on_two_nodes_equals_the_local_engine(work: dict[str, Path], cluster: Any) -> None:
+    """``eval pairs`` with a model judge, both orders: the same predictions and the same report."""
+    def run(out: Path, *extra: str) -> dict[str, Any]:
+        rc = main(["eval", "pairs", "--data", str(work["pairs"]), "--judge", str(work["model"]), "--order", "both",
+                   "--max-new-tokens", str(NEW_TOKENS), "--batch-size", "4", "--limit", "8", "--out", str(out),
+                   "--no-progress", "--json", *extra])  # fmt: skip
+        assert rc == 0
+        return json.loads((out / "report.json").read_text())
+
+    local = run(work["root"] / "ev-local")
+    remote = run(work["root"] / "ev-ray", *_ray(cluster.address))
+    assert _rows(work["root"] / "ev-ray" / "predictions.jsonl") == _rows(work["root"] / "ev-local" / "predictions.jsonl")
+    assert len(_rows(work["root"] / "ev-ray" / "predictions.jsonl")) == 16  # 8 pairs in both orders, once each
+    assert remote["results"] == local["results"]
 
 
 @inside

@@ -47,6 +47,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-error-rate", type=float, default=0.0,
                    help="share of failed judgments (0-1) tolerated before the exit status is 1 (default 0)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar (shown for model judges)")
+    from unireward.runs.ray_engine import add_engine_args
+
+    add_engine_args(p)
 
 
 def _clean(x: Any) -> Any:
@@ -76,7 +79,12 @@ def _run(args: argparse.Namespace) -> int:
 
         judge = Judge.from_endpoint(args.base_url, args.judge, api_key=args.api_key, concurrency=args.concurrency,
                                     **cfg.judge_options)  # fmt: skip
-    report = run_eval(cfg, judge)
+    from unireward.runs.ray_engine import options_from_args
+
+    engine = options_from_args(args)
+    if engine is not None and args.base_url:
+        raise ValueError("--engine ray loads the judge on each worker; a served judge spreads over its --base-url endpoints")
+    report = run_eval(cfg, judge, engine)
     if judge is not None:
         from unireward.judge.endpoints import endpoint_summary
 

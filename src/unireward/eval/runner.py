@@ -190,7 +190,7 @@ def _record(item: _Item, judgment: Judgment | None, protocol: str, judge_name: s
     }  # fmt: skip
 
 
-def predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge) -> list[dict[str, Any]]:
+def predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge, engine: Any = None) -> list[dict[str, Any]]:
     """Judge every planned item not already in ``predictions.jsonl``; return all records in plan order."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,7 +203,7 @@ def predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge) -> l
         if cfg.pointwise:
             records, stored = _predict_pointwise(cfg, pairs, judge, pred_file, done)
         else:
-            records, _ = _predict(cfg, pairs, judge, pred_file, done)
+            records, _ = _predict(cfg, pairs, judge, pred_file, done, engine)
             stored = records
         if len(done) < len(rows):  # error rows were judged again: keep one line per judgment
             latest = {r["key"]: r for r in rows}
@@ -281,8 +281,28 @@ def _predict_pointwise(cfg: EvalConfig, pairs: list[PreferencePair], judge: Base
 
 
 
+def _judge_batch(cfg: EvalConfig, judge: BaseJudge, batch: list[_Item]) -> list[dict[str, Any]]:
+    """The records of one batch of planned judgments (a missing medium is its item's error record)."""
+    needs_media = getattr(judge, "needs_media", True)
+    errors = {it.key: _missing_media(it.pair, cfg.media_root) if needs_media else None for it in batch}
+    ready = [it for it in batch if errors[it.key] is None]
+    judgments = judge.compare_batch([it.presented() for it in ready], cfg.media_root) if ready else []
+    if len(judgments) != len(ready):
+        raise RuntimeError(f"judge {judge.name} returned {len(judgments)} judgments for {len(ready)} pairs")
+    by_key = dict(zip((it.key for it in ready), judgments, strict=True))
+    return [_record(it, by_key.get(it.key), cfg.protocol, judge.name, errors[it.key]) for it in batch]
+
+
+@dataclass(frozen=True)
+class RemoteJudge:
+    """A model judge that is loaded where its batches run (``--engine ray``), named here."""
+
+    name: str
+    needs_media: bool = True
+
+
 def _predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge, pred_file: Path,
-             done: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+             done: dict[str, dict[str, Any]], engine: Any = None) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
     items = plan(pairs, cfg.order, cfg.samples, cfg.seed)
     todo = [it for it in items if it.key not in done]
     if done and todo:
@@ -291,18 +311,26 @@ def _predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge, pre
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"eval {cfg.benchmark}", unit="judgment",
                file=sys.stderr, disable=not (cfg.progress and todo and needs_media))  # fmt: skip
     with bar, RowWriter(pred_file, lock=False) as w:
-        for start in range(0, len(todo), cfg.batch_size):
-            batch = todo[start : start + cfg.batch_size]
-            errors = {it.key: _missing_media(it.pair, cfg.media_root) if needs_media else None for it in batch}
-            ready = [it for it in batch if errors[it.key] is None]
-            judgments = judge.compare_batch([it.presented() for it in ready], cfg.media_root) if ready else []
-            if len(judgments) != len(ready):
-                raise RuntimeError(f"judge {judge.name} returned {len(judgments)} judgments for {len(ready)} pairs")
-            by_key = dict(zip((it.key for it in ready), judgments, strict=True))
-            recs = [_record(it, by_key.get(it.key), cfg.protocol, judge.name, errors[it.key]) for it in batch]
+
+        def emit(recs: list[dict[str, Any]]) -> None:
             w.write(recs)
             done.update((r["key"], r) for r in recs)
             bar.update(len(recs))
+
+        batches = [todo[start : start + cfg.batch_size] for start in range(0, len(todo), cfg.batch_size)]
+        if engine is None:
+            for batch in batches:
+                emit(_judge_batch(cfg, judge, batch))
+        else:  # the same batches through the same function, on a Ray actor pool
+            from unireward.runs.job import Chunk, Item
+            from unireward.runs.ray_engine import RayRunner
+
+            def load() -> Any:
+                model = build_judge(cfg.judge, cfg.seed, **cfg.judge_options)
+                return lambda chunk: _judge_batch(cfg, model, list(chunk.values))
+
+            chunks = (Chunk(i, i * cfg.batch_size, tuple(Item(it.key, it) for it in b)) for i, b in enumerate(batches))
+            RayRunner(load, engine)(chunks, emit)
     return [done[it.key] for it in items], len(todo)
 
 
@@ -544,8 +572,9 @@ def skipped_summary(skipped: list[tuple[str, str]]) -> dict[str, Any]:
     return {"records": len(skipped), "reasons": dict(reasons), "examples": [f"{w}: {why}" for w, why in skipped[:10]]}
 
 
-def run_eval(cfg: EvalConfig, judge: BaseJudge | None = None) -> dict[str, Any]:
-    """Load, judge (resuming), score and write ``report.json``, ``report.md`` and ``report.png``."""
+def run_eval(cfg: EvalConfig, judge: BaseJudge | None = None, engine: Any = None) -> dict[str, Any]:
+    """Load, judge (resuming), score and write ``report.json``, ``report.md`` and ``report.png``.
+    ``engine`` (a :class:`~unireward.runs.ray_engine.RayOptions`) judges on a Ray actor pool."""
     from unireward.eval.report import write_report
 
     bench = get_benchmark(cfg.benchmark)
@@ -565,8 +594,13 @@ def run_eval(cfg: EvalConfig, judge: BaseJudge | None = None) -> dict[str, Any]:
         pairs = pairs[: cfg.limit]
     if not pairs:
         raise ValueError(f"{cfg.data}: no pairs to evaluate" + (f" ({len(bad)} records could not be read, first: {bad[0]})" if bad else ""))
+    if engine is not None:  # the model is loaded by each Ray worker, not here
+        if judge is not None or cfg.judge.startswith("baseline:") or cfg.pointwise:
+            raise ValueError("--engine ray runs a pairwise model judge (--judge MODEL); baselines, served judges and "
+                             "--pointwise run in this process")  # fmt: skip
+        judge = RemoteJudge(cfg.judge)  # type: ignore[assignment]
     judge = judge or build_judge(cfg.judge, cfg.seed, **cfg.judge_options)
-    records = predict(cfg, pairs, judge)
+    records = predict(cfg, pairs, judge, engine)
     report = score(cfg, pairs, records, judge.name)
     report["errors"]["bad_records"] = [str(e) for e in bad]
     report["skipped"] = skipped_summary(skipped)

@@ -194,6 +194,7 @@ class TransformersBackend(Backend):
         self.feature_cache: MediaCache | None = None
         #: images and videos run through the vision tower so far
         self.vision_encoded = 0
+        self._whole_batch_vision = False  # set once the processor shows no per-image pixel rows
 
     @classmethod
     def load(
@@ -285,8 +286,6 @@ class TransformersBackend(Backend):
         texts = [it[0] for it in items]
         images = [im for it in items for im in it[1]]
         videos = [v for it in items for v in it[2]]
-        inputs = self.encode(texts, images, videos).to(self.device)
-        prompt_ids, mask = inputs["input_ids"], inputs["attention_mask"]
         k = params.num_samples
         gen: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
         if params.min_new_tokens:
@@ -298,7 +297,11 @@ class TransformersBackend(Backend):
         with self._lock, torch.inference_mode():
             if params.seed is not None:
                 torch.manual_seed(params.seed)
-            model_inputs = self._vision_inputs(dict(inputs), images, videos, uses)
+            model_inputs = self._encode_by_prompt(items, uses) if images and not videos and self.share_vision else None
+            if model_inputs is None:  # the whole batch through the processor at once, then its images
+                model_inputs = self._vision_inputs(dict(self.encode(texts, images, videos).to(self.device)), images,
+                                                   videos, uses)  # fmt: skip
+            prompt_ids, mask = model_inputs["input_ids"], model_inputs["attention_mask"]
             if k > 1 and self.shared_prefill and prompt_ids.shape[1] > 1:
                 out = sample_after_shared_prefill(self.model, model_inputs, k, gen)
             else:
@@ -325,6 +328,94 @@ class TransformersBackend(Backend):
         return results
 
     # ------------------------------------------------------------ vision features
+
+    #: pixel rows (14-px patches) encoded by one vision-tower call: ~24 images at the default budget
+    vision_chunk_rows = 16384
+
+    def _encode_by_prompt(self, items: list[tuple[str, list[Any], list[Any], int]],
+                          uses: _SharedFeatures | None) -> dict[str, Any] | None:  # fmt: skip
+        """Model inputs of a batch of image prompts, with vision features instead of pixels: each
+        prompt through the processor on its own, its new images encoded in chunks of
+        :attr:`vision_chunk_rows` and their pixels dropped, then the prompts left-padded into one
+        batch (as the processor pads them). The pixels of the whole batch are never held at once,
+        which was the largest allocation of a batch of many images. ``None`` when the family has no
+        per-image grid (its processor lays images out otherwise): the caller encodes the batch whole.
+        """
+        import torch
+
+        base = getattr(self.model, "model", None)
+        encode = getattr(base, "get_image_features", None)
+        if encode is None or self._whole_batch_vision:
+            return None
+        cache = self.feature_cache
+        features: dict[str, tuple[Any, Any, Any]] = {}
+        pending: list[tuple[str, Any, Any]] = []
+        rows: list[tuple[Any, ...]] = []
+        keys: list[str] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            pixels = torch.cat([p for _, p, _ in pending]).to(self.device)
+            out = encode(pixel_values=pixels, image_grid_thw=torch.stack([g for _, _, g in pending]).to(self.device),
+                         return_dict=True)  # fmt: skip
+            deep = getattr(out, "deepstack_features", None)
+            for n, (key, _, _) in enumerate(pending):
+                entry = (type(out), out.pooler_output[n], None if deep is None else [layer[n] for layer in deep])
+                features[key] = entry
+                if cache is not None:
+                    cache.put("features:" + key, entry, nbytes(entry[1:]))
+            self.vision_encoded += len(pending)
+            pending.clear()
+
+        waiting: set[str] = set()
+        for text, ims, _, _ in items:
+            enc = self.encode([text], ims, [])
+            grid = enc.get("image_grid_thw")
+            if grid is None or "pixel_values" not in enc or set(enc) - _PER_PROMPT_KEYS:
+                self._whole_batch_vision = True  # e.g. LLaVA-OV's anyres tiles: no per-image pixel rows
+                return None
+            sizes = grid.prod(-1).tolist()
+            start = 0
+            for im, g, n in zip(ims, grid, sizes, strict=True):
+                key = uses.key(im) if uses is not None else content_key(im)
+                keys.append(key)
+                if key not in features and key not in waiting:
+                    hit = uses.get(key) if uses is not None else None
+                    if hit is None and cache is not None:
+                        hit = cache.get("features:" + key)
+                    if hit is not None:
+                        features[key] = hit
+                    else:
+                        pending.append((key, enc["pixel_values"][start : start + n], g))
+                        waiting.add(key)
+                start += n
+            if sum(p.shape[0] for _, p, _ in pending) >= self.vision_chunk_rows:
+                flush()
+                waiting.clear()
+            rows.append((enc["input_ids"][0], enc["attention_mask"][0], enc.get("mm_token_type_ids"), grid))
+        flush()
+        width = max(r[0].shape[0] for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=rows[0][0].dtype)
+        mask = torch.zeros((len(rows), width), dtype=rows[0][1].dtype)
+        types = torch.zeros((len(rows), width), dtype=rows[0][2].dtype) if rows[0][2] is not None else None
+        for r, (i, m, t, _) in enumerate(rows):  # left padding, as the processor pads a batch
+            ids[r, width - i.shape[0] :], mask[r, width - m.shape[0] :] = i, m
+            if types is not None:
+                types[r, width - t.shape[1] :] = t[0]
+        cls = features[keys[0]][0]
+        fields: dict[str, Any] = {"pooler_output": [features[key][1] for key in keys]}
+        if features[keys[0]][2] is not None:
+            fields["deepstack_features"] = [[features[key][2][j] for key in keys] for j in range(len(features[keys[0]][2]))]
+        if uses is not None:
+            uses.done(keys, features)
+        out: dict[str, Any] = {"input_ids": ids, "attention_mask": mask,
+                               "image_grid_thw": torch.cat([r[3] for r in rows])}  # fmt: skip
+        if types is not None:
+            out["mm_token_type_ids"] = types
+        out = {key: v.to(self.device) for key, v in out.items()}
+        out["mm_encoder_outputs"] = {"image": cls(**fields)}
+        return out
 
     def _vision_inputs(self, inputs: dict[str, Any], images: list[Any], videos: list[Any],
                        uses: _SharedFeatures | None = None) -> dict[str, Any]:  # fmt: skip
@@ -363,7 +454,10 @@ class TransformersBackend(Backend):
             import torch
 
             idx = [first[key] for key in todo]
-            pixels = torch.cat([inputs["pixel_values"][starts[i] : starts[i] + rows[i]] for i in idx])
+            if idx == list(range(len(images))):
+                pixels = inputs["pixel_values"]  # no repeats: the processor's tensor as it is, no copy
+            else:
+                pixels = torch.cat([inputs["pixel_values"][starts[i] : starts[i] + rows[i]] for i in idx])
             out = encode(pixel_values=pixels, image_grid_thw=grid[idx], return_dict=True)
             deep = getattr(out, "deepstack_features", None)
             for n, key in enumerate(todo):
@@ -382,6 +476,10 @@ class TransformersBackend(Backend):
         inputs.pop("pixel_values")
         inputs["mm_encoder_outputs"] = {"image": cls(**fields)}
         return inputs
+
+
+#: what a Qwen-style processor returns for an image prompt; anything else and the batch is encoded whole
+_PER_PROMPT_KEYS = {"input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw"}
 
 
 class _SharedFeatures:

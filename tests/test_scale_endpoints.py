@@ -220,3 +220,35 @@ def test_from_endpoint_with_one_url_is_the_plain_client(servers: Callable[..., S
     s = servers(echo())
     assert isinstance(Judge.from_endpoint(s.url, "m").backend.client, ChatClient)
     assert isinstance(Judge.from_endpoint([s.url, _dead_url()], "m").backend.client, EndpointPool)
+
+
+def _k_choices(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """``n`` sampled verdicts: 'Image 1' for even choice indices, 'Image 2' for odd ones."""
+    n = body.get("n", 1)
+    texts = [f"<think>look {i}</think><answer>Image {1 if i % 2 == 0 else 2} is better</answer>" for i in range(n)]
+    return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                 "choices": [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+                             for i, t in enumerate(texts)],
+                 "usage": {"prompt_tokens": 3, "completion_tokens": 2 * n, "total_tokens": 3 + 2 * n}}  # fmt: skip
+
+
+def test_sample_over_two_endpoints(servers: Callable[..., Server], tiny_images: list[Path], tmp_path: Path) -> None:
+    a, b = servers(_k_choices), servers(_k_choices)
+    pairs = tmp_path / "pairs.jsonl"
+    with pairs.open("w") as f:
+        for i in range(8):
+            f.write(json.dumps({"id": f"p{i}", "task": "image_generation", "prompt": f"prompt {i}",
+                                "candidates": [str(tiny_images[i % 4]), str(tiny_images[(i + 1) % 4])],
+                                "label": 1 + i % 2}) + "\n")  # fmt: skip
+    rc = main(["sample", str(pairs), "--model", "m", "--base-url", a.url, "--base-url", b.url, "--out", str(tmp_path / "rs"),
+               "-k", "3", "--chunk-size", "2", "--concurrency", "1", "--max-new-tokens", "8"])  # fmt: skip
+    assert rc == 0
+    stats = json.loads((tmp_path / "rs" / "sample_report.json").read_text())
+    rows = [json.loads(line) for line in (tmp_path / "rs" / "samples.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"p{i}" for i in range(8)] and not any(r.get("error") for r in rows)
+    # k=3 samples per pair, two of them "Image 1": label-1 pairs are judged right by the majority, label-2 wrong
+    per = {e["url"]: e["ok"] for e in stats["endpoints"]}
+    assert per == {a.url: a.posts, b.url: b.posts} and a.posts >= 1 and b.posts >= 1 and a.posts + b.posts == 8
+    sft = [json.loads(line) for line in (tmp_path / "rs" / "rs_sft.jsonl").read_text().splitlines()]
+    grpo = [json.loads(line) for line in (tmp_path / "rs" / "grpo.jsonl").read_text().splitlines()]
+    assert len(sft) == 4 and len(grpo) == 4

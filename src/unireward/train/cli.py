@@ -138,6 +138,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judged-by", choices=["majority", "any", "all"], default="majority")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--chunk-size", type=int, default=64, help="pairs per generation call (written after each)")
+    p.add_argument("--base-url", action="append", default=None,
+                   help="sample from a served judge (--model: its served name); repeat for several (least in flight, failover); "
+                        "key in $UNIREWARD_API_KEY")  # fmt: skip
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight per --base-url")
     p.add_argument("--make-unique-ids", action="store_true", help="rename repeated pair ids (with a warning) instead of refusing")
     _run_args(p)
     _budget_args(p)
@@ -273,6 +277,7 @@ def _sample(args: argparse.Namespace) -> int:
         template_family=args.template_family, k=args.k, temperature=args.temperature,
         max_new_tokens=args.max_new_tokens, judged_by=args.judged_by, limit=args.limit, budget=_budget(args),
         make_unique_ids=args.make_unique_ids, overwrite=args.overwrite, chunk_size=args.chunk_size,
+        base_url=",".join(args.base_url) if args.base_url else None, concurrency=args.concurrency,
     )  # fmt: skip
     from unireward.runs.ray_engine import options_from_args
 

@@ -9,6 +9,7 @@ correctly gives its correct CoT to the next SFT set; a pair it judges wrongly go
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -50,6 +51,11 @@ class SampleConfig:
     #: a repeated pair id is refused (its samples would be routed with the other pair); True renames it
     make_unique_ids: bool = False
     overwrite: bool = False
+    #: sample from served judges instead of loading ``model`` (its served name): comma-separated
+    #: OpenAI base URLs, several making one pool (least in flight, failover, health checks)
+    base_url: str | None = None
+    api_key_env: str = "UNIREWARD_API_KEY"
+    concurrency: int = 8  #: requests in flight per endpoint
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -168,6 +174,13 @@ def sample(cfg: SampleConfig, judge: Any | None = None, engine: Any = None) -> d
         from unireward.judge.options import BatchOptions
 
         nonlocal judge
+        if judge is None and cfg.base_url:  # served judges: the family (if given) only sizes the media
+            budget = (cfg.budget if isinstance(cfg.budget, VisionBudget) else resolve_budget(cfg.budget, cfg.model, cfg.family)
+                      if cfg.family else VisionBudget(**(cfg.budget or {})))  # fmt: skip
+            judge = Judge.from_endpoint(
+                cfg.base_url, cfg.model, api_key=os.environ.get(cfg.api_key_env), concurrency=cfg.concurrency,
+                budget=budget, template_family=cfg.template_family, video_as="frames", max_new_tokens=cfg.max_new_tokens,
+            )  # fmt: skip
         budget = judge.backend.budget if judge is not None else resolve_budget(cfg.budget, cfg.model, cfg.family)
         judge = judge or Judge.from_pretrained(
             cfg.model, family=cfg.family, budget=budget, batch=BatchOptions(max_batch_size=cfg.max_batch_size),
@@ -177,8 +190,8 @@ def sample(cfg: SampleConfig, judge: Any | None = None, engine: Any = None) -> d
 
     from unireward.runs.ray_engine import make_runner
 
-    if engine is not None and judge is not None:
-        raise ValueError("a loaded judge runs in this process: with a Ray engine give the model, not a judge")
+    if engine is not None and (judge is not None or cfg.base_url):
+        raise ValueError("--engine ray loads the model on each worker: give --model, not a loaded judge or --base-url")
     runner = make_runner(load, engine)  # engine: RayOptions for a Ray actor pool; None: this process
     stats: dict[str, Any] = {}
 
@@ -190,6 +203,11 @@ def sample(cfg: SampleConfig, judge: Any | None = None, engine: Any = None) -> d
                      config={k: v for k, v in asdict(cfg).items() if k != "budget"})  # fmt: skip
         if runner is not None and result.ran:
             stats["workers"] = runner.summary()  # pairs per node and per worker
+        if judge is not None:
+            from unireward.judge.endpoints import endpoint_summary
+
+            if (per_endpoint := endpoint_summary(judge)) is not None:
+                stats["endpoints"] = per_endpoint  # several base URLs: what each endpoint did
         replace_json(out / "sample_report.json", stats)
 
     Job(spec, [Item(p.id, p) for p in pairs], work=load, bad_input=bad).run(runner, finish=route)

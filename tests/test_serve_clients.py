@@ -126,3 +126,21 @@ def test_nul_in_a_media_root_path_is_a_4xx(url: str) -> None:
     ok = httpx.post(url + "/v1/score", headers=_headers(), timeout=60,
                     json={"task": "image_generation", "prompt": "p", "candidate": "a.png"})  # fmt: skip
     assert ok.status_code == 200, ok.text
+
+
+def test_unpaired_surrogate_and_missing_media_path_are_4xx(url: str) -> None:
+    """A lone ``\\ud800`` escape parses as JSON but is no text (the tokenizer raised); a media path that
+    does not exist under the media root is refused by name instead of judged as an unreadable pair."""
+    body = '{"task": "image_understanding", "prompt": "\\ud800", "candidates": ["a", "b"], "reference": "a.png"}'
+    for route in ("/v1/judge", "/v1/rewards"):
+        r = httpx.post(url + route, content=body, headers={**_headers(), "content-type": "application/json"}, timeout=60)
+        _error(r, 400, "surrogate")
+    emoji = body.replace("\\ud800", "\\ud83d\\ude00 a smile")  # a paired escape is an ordinary character
+    r = httpx.post(url + "/v1/judge", content=emoji, headers={**_headers(), "content-type": "application/json"}, timeout=60)
+    assert r.status_code == 200, r.text
+    r = httpx.post(url + "/v1/rewards", headers=_headers(), timeout=60,
+                   json={"task": "image_understanding", "prompt": "p", "candidates": ["a", "b"], "reference": "nope.png"})  # fmt: skip
+    _error(r, 400, "reference", "'nope.png' not found under the media root")
+    r = httpx.post(url + "/v1/judge", headers=_headers(), timeout=60,
+                   json={"task": "image_understanding", "prompt": "p", "candidates": ["a", "b"], "reference": "."})  # fmt: skip
+    _error(r, 400, "reference", "is a folder, not an image file")

@@ -11,6 +11,7 @@ configured, so a public server cannot be made to read its own disk or fetch othe
 
 import logging
 import os
+import re
 from typing import Any
 
 from unireward.judge.judge import Judge
@@ -40,7 +41,16 @@ async def read_json(request: Any) -> dict[str, Any]:
         raise ApiError(400, "body must be a JSON object", "invalid_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, "body must be a JSON object", "invalid_json")
+    if _SURROGATE.search(raw):  # a lone \udXXX escape parses, then breaks the tokenizer: check only then
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(400, "body holds an unpaired UTF-16 surrogate escape (not valid Unicode text)",
+                           "invalid_json") from None  # fmt: skip
     return data
+
+
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def create_app(

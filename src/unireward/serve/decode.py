@@ -134,7 +134,7 @@ class MediaDecoder:
     def image(self, ref: Any, what: str = "image") -> Image.Image | str:
         self._bump()
         if isinstance(ref, str) and not ref.startswith("data:") and self.media_root is not None:
-            return self._path(ref, what)
+            return self._path(ref, what, folder_ok=False)
         mime, raw = parse_data_url(ref, what)
         if mime.startswith("video/") or mime == "video":
             raise ApiError(400, f"{what}: a video where an image was expected", "bad_media")
@@ -278,11 +278,16 @@ class MediaDecoder:
 
     # ------------------------------------------------------------ server-side paths
 
-    def _path(self, ref: str, what: str) -> str:
+    def _path(self, ref: str, what: str, folder_ok: bool = True) -> str:
+        """``ref`` under the media root; a folder only where one is a medium (a video's frames)."""
         assert self.media_root is not None
         if "\x00" in ref:  # the OS refuses it (ValueError): a bad request, not a server error
             raise ApiError(400, f"{what}: a media path cannot hold a NUL byte", "bad_media")
         path = (self.media_root / ref).resolve()
         if not path.is_relative_to(self.media_root):
             raise ApiError(400, f"{what}: {ref!r} is outside the media root", "bad_media")
+        if not path.exists():  # refused by name now, not judged as an unreadable pair later
+            raise ApiError(400, f"{what}: {ref!r} not found under the media root", "bad_media")
+        if not folder_ok and not path.is_file():
+            raise ApiError(400, f"{what}: {ref!r} is a folder, not an image file", "bad_media")
         return str(path)

@@ -331,6 +331,10 @@ def _predict(cfg: EvalConfig, pairs: list[PreferencePair], judge: BaseJudge, pre
 
             chunks = (Chunk(i, i * cfg.batch_size, tuple(Item(it.key, it) for it in b)) for i, b in enumerate(batches))
             RayRunner(load, engine)(chunks, emit)
+    if engine is not None and todo:  # rows arrived as workers finished: the file in plan order, as locally
+        keys = {it.key for it in items}
+        replace_rows(pred_file, [done[it.key] for it in items if it.key in done]
+                     + [r for r in read_rows(pred_file, required=("key",)) if r["key"] not in keys])  # fmt: skip
     return [done[it.key] for it in items], len(todo)
 
 

@@ -252,3 +252,39 @@ def test_sample_over_two_endpoints(servers: Callable[..., Server], tiny_images: 
     sft = [json.loads(line) for line in (tmp_path / "rs" / "rs_sft.jsonl").read_text().splitlines()]
     grpo = [json.loads(line) for line in (tmp_path / "rs" / "grpo.jsonl").read_text().splitlines()]
     assert len(sft) == 4 and len(grpo) == 4
+
+
+def test_gateway_health_from_the_start_and_chat_forwarding(servers: Callable[..., Server]) -> None:
+    """The gateway (no model) over a live and a dead upstream: /health knows before any request,
+    chat completions are checked here and forwarded there, and an upstream's refusal keeps its status."""
+    import httpx
+    from serve_util import data_url, running
+
+    from unireward.serve import ServerLimits
+    from unireward.serve.gateway import create_gateway
+
+    live, dead = servers(echo()), _dead_url()
+    app = create_gateway([live.url, dead], ServerLimits(max_new_tokens=32), health_interval=0.2)
+    with running(app) as gw:
+        h = httpx.get(gw + "/health").json()
+        assert h["status"] == "ok" and [u["healthy"] for u in h["upstreams"]] == [True, False]
+        from PIL import Image
+
+        content = [{"type": "image_url", "image_url": {"url": data_url(Image.new("RGB", (64, 64), "red"))}},
+                   {"type": "text", "text": "which is better?"}]  # fmt: skip
+        body = {"model": "UnifiedReward", "messages": [{"role": "user", "content": content}], "max_tokens": 4096}
+        r = httpx.post(gw + "/v1/chat/completions", json=body, timeout=30)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["choices"][0]["message"]["content"].endswith("<answer>Image 1 is better</answer>")
+        assert out["max_tokens"] == 32 and r.headers["X-Max-Tokens-Clamped"] == "32" and live.posts == 1
+        # checked here, never sent: a bad image and an unknown model
+        bad = {**body, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}
+        assert httpx.post(gw + "/v1/chat/completions", json=bad, timeout=30).status_code == 400
+        assert httpx.post(gw + "/v1/chat/completions", json={**body, "model": "other"}, timeout=30).status_code == 404
+        assert live.posts == 1
+        live.reply = failing(400)
+        r = httpx.post(gw + "/v1/chat/completions", json=body, timeout=30)
+        assert r.status_code == 400 and "upstream refused" in r.json()["error"]["message"]
+        assert 'unireward_upstream_healthy{upstream="' + dead + '"} 0' in httpx.get(gw + "/metrics").text
+    app.state.gateway.pool.close()

@@ -187,6 +187,10 @@ class EndpointPool:
         """Probe every endpoint now (the background check does this every ``health_interval`` s)."""
         return [self.probe(ep) for ep in self.endpoints]
 
+    def start_health_checks(self) -> None:
+        """Start the background check now (requests start it anyway)."""
+        self._ensure_checker()
+
     def _ensure_checker(self) -> None:
         if self._checker is None or not self._checker.is_alive():
             with self._lock:

@@ -60,6 +60,8 @@ class Gateway:
 
         self.pool = EndpointPool(upstreams, model, api_key=api_key, concurrency=concurrency, timeout=timeout,
                                  max_retries=max_retries, health_interval=health_interval)  # fmt: skip
+        self.pool.check_health()  # /health is true from the start; the background check keeps it so
+        self.pool.start_health_checks()
         opts = JudgeOptions(swap=swap) if max_new_tokens is None else JudgeOptions(max_new_tokens=max_new_tokens, swap=swap)
         # Media are sized to this budget here (the official scripts' 147,456 px, 8 frames by default) and
         # sent as PNG; each upstream sizes them to its own model's budget again.

@@ -151,6 +151,33 @@ def test_a_group_of_8_is_encoded_8_times_not_56(family: str, tmp_path: Path, pho
     assert shared.rewards == stock.rewards
 
 
+def test_a_group_of_8_frame_videos_encodes_each_video_once(tiny_model: Path, tmp_path: Path) -> None:
+    """Four 8-frame videos (frame folders of 256x256 JPEGs), all 6 pairs: 4 videos through the vision
+    tower, not 12, and the same verdicts as encoding every pair's videos."""
+    backend = TransformersBackend.load(str(tiny_model))
+    _widen(backend.model)
+    videos = []
+    for v in range(4):
+        frames = []
+        for f in range(8):
+            frames.append(tmp_path / f"v{v}_{f}.jpg")
+            _photo(100 * v + f, size=256).save(frames[-1], quality=90)
+        videos.append([str(p) for p in frames])
+    judge = Judge(backend, JudgeOptions(max_new_tokens=4))
+    group = Group("video_generation", PROMPT, videos)
+    seen, handle = _count_images(backend)
+    try:
+        (shared,) = group_rewards(judge, [group], both_orders=False)
+        assert sum(seen) == 4
+        seen.clear()
+        backend.share_vision = False
+        (stock,) = group_rewards(judge, [group], both_orders=False)
+        assert sum(seen) == 12
+    finally:
+        handle.remove()
+    assert {k: r.text for k, r in shared.judgments.items()} == {k: r.text for k, r in stock.judgments.items()}
+
+
 def test_content_keys_tell_same_sized_images_apart(photos: list[Image.Image]) -> None:
     a, b = photos[0], photos[1]
     assert a.size == b.size and content_key(a) != content_key(b)

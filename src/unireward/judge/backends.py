@@ -250,7 +250,8 @@ class TransformersBackend(Backend):
         ids = sorted(prepared)
         lengths = [prepared[i][3] for i in ids]
         # features of an image that later batches of this call also hold are kept until its last use
-        uses = _SharedFeatures([im for i in ids for im in prepared[i][1]]) if self.share_vision else None
+        uses = (_SharedFeatures([im for i in ids for im in prepared[i][1]], [v for i in ids for v in prepared[i][2]])
+                if self.share_vision else None)  # fmt: skip
         for batch in pack_batches(lengths, params.num_samples, self.batch):
             members = [ids[b] for b in batch]
             try:
@@ -297,7 +298,7 @@ class TransformersBackend(Backend):
         with self._lock, torch.inference_mode():
             if params.seed is not None:
                 torch.manual_seed(params.seed)
-            model_inputs = self._encode_by_prompt(items, uses) if images and not videos and self.share_vision else None
+            model_inputs = self._encode_by_prompt(items, uses) if (images or videos) and self.share_vision else None
             if model_inputs is None:  # the whole batch through the processor at once, then its images
                 model_inputs = self._vision_inputs(dict(self.encode(texts, images, videos).to(self.device)), images,
                                                    videos, uses)  # fmt: skip
@@ -334,87 +335,102 @@ class TransformersBackend(Backend):
 
     def _encode_by_prompt(self, items: list[tuple[str, list[Any], list[Any], int]],
                           uses: _SharedFeatures | None) -> dict[str, Any] | None:  # fmt: skip
-        """Model inputs of a batch of image prompts, with vision features instead of pixels: each
-        prompt through the processor on its own, its new images encoded in chunks of
+        """Model inputs of a batch of prompts, with vision features instead of pixels: each prompt
+        through the processor on its own, its new images and videos encoded in chunks of
         :attr:`vision_chunk_rows` and their pixels dropped, then the prompts left-padded into one
         batch (as the processor pads them). The pixels of the whole batch are never held at once,
         which was the largest allocation of a batch of many images. ``None`` when the family has no
-        per-image grid (its processor lays images out otherwise): the caller encodes the batch whole.
+        per-medium grid (its processor lays images out otherwise): the caller encodes the batch whole.
         """
         import torch
 
         base = getattr(self.model, "model", None)
-        encode = getattr(base, "get_image_features", None)
-        if encode is None or self._whole_batch_vision:
+        if self._whole_batch_vision or base is None:
             return None
         cache = self.feature_cache
         features: dict[str, tuple[Any, Any, Any]] = {}
-        pending: list[tuple[str, Any, Any]] = []
-        rows: list[tuple[Any, ...]] = []
-        keys: list[str] = []
+        pending: dict[str, list[tuple[str, Any, Any]]] = {m[0]: [] for m in _MODALITIES}
+        waiting: set[str] = set()
+        rows: list[dict[str, Any]] = []
+        keys: dict[str, list[str]] = {m[0]: [] for m in _MODALITIES}
 
-        def flush() -> None:
-            if not pending:
+        def flush(kind: str, encoder_name: str) -> None:
+            todo = pending[kind]
+            if not todo:
                 return
-            pixels = torch.cat([p for _, p, _ in pending]).to(self.device)
-            out = encode(pixel_values=pixels, image_grid_thw=torch.stack([g for _, _, g in pending]).to(self.device),
-                         return_dict=True)  # fmt: skip
+            pixels = torch.cat([p for _, p, _ in todo]).to(self.device)
+            grid = torch.stack([g for _, _, g in todo]).to(self.device)
+            out = getattr(base, encoder_name)(pixels, grid, return_dict=True)
             deep = getattr(out, "deepstack_features", None)
-            for n, (key, _, _) in enumerate(pending):
+            for n, (key, _, _) in enumerate(todo):
                 entry = (type(out), out.pooler_output[n], None if deep is None else [layer[n] for layer in deep])
                 features[key] = entry
                 if cache is not None:
                     cache.put("features:" + key, entry, nbytes(entry[1:]))
-            self.vision_encoded += len(pending)
-            pending.clear()
+                waiting.discard(key)
+            self.vision_encoded += len(todo)
+            todo.clear()
 
-        waiting: set[str] = set()
-        for text, ims, _, _ in items:
-            enc = self.encode([text], ims, [])
-            grid = enc.get("image_grid_thw")
-            if grid is None or "pixel_values" not in enc or set(enc) - _PER_PROMPT_KEYS:
+        for text, ims, vids, _ in items:
+            enc = self.encode([text], ims, vids)
+            if set(enc) - _PER_PROMPT_KEYS:
                 self._whole_batch_vision = True  # e.g. LLaVA-OV's anyres tiles: no per-image pixel rows
                 return None
-            sizes = grid.prod(-1).tolist()
-            start = 0
-            for im, g, n in zip(ims, grid, sizes, strict=True):
-                key = uses.key(im) if uses is not None else content_key(im)
-                keys.append(key)
-                if key not in features and key not in waiting:
-                    hit = uses.get(key) if uses is not None else None
-                    if hit is None and cache is not None:
-                        hit = cache.get("features:" + key)
-                    if hit is not None:
-                        features[key] = hit
-                    else:
-                        pending.append((key, enc["pixel_values"][start : start + n], g))
-                        waiting.add(key)
-                start += n
-            if sum(p.shape[0] for _, p, _ in pending) >= self.vision_chunk_rows:
-                flush()
-                waiting.clear()
-            rows.append((enc["input_ids"][0], enc["attention_mask"][0], enc.get("mm_token_type_ids"), grid))
-        flush()
-        width = max(r[0].shape[0] for r in rows)
-        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=rows[0][0].dtype)
-        mask = torch.zeros((len(rows), width), dtype=rows[0][1].dtype)
-        types = torch.zeros((len(rows), width), dtype=rows[0][2].dtype) if rows[0][2] is not None else None
-        for r, (i, m, t, _) in enumerate(rows):  # left padding, as the processor pads a batch
-            ids[r, width - i.shape[0] :], mask[r, width - m.shape[0] :] = i, m
-            if types is not None:
-                types[r, width - t.shape[1] :] = t[0]
-        cls = features[keys[0]][0]
-        fields: dict[str, Any] = {"pooler_output": [features[key][1] for key in keys]}
-        if features[keys[0]][2] is not None:
-            fields["deepstack_features"] = [[features[key][2][j] for key in keys] for j in range(len(features[keys[0]][2]))]
-        if uses is not None:
-            uses.done(keys, features)
-        out: dict[str, Any] = {"input_ids": ids, "attention_mask": mask,
-                               "image_grid_thw": torch.cat([r[3] for r in rows])}  # fmt: skip
-        if types is not None:
-            out["mm_token_type_ids"] = types
+            for kind, pixel_key, grid_key, encoder_name in _MODALITIES:
+                media = ims if kind == "image" else vids
+                if not media:
+                    continue
+                grid = enc.get(grid_key)
+                if grid is None or pixel_key not in enc or getattr(base, encoder_name, None) is None:
+                    self._whole_batch_vision = True
+                    return None
+                start = 0
+                for medium, g, n in zip(media, grid, grid.prod(-1).tolist(), strict=True):
+                    key = uses.key(medium, kind) if uses is not None else kind + ":" + content_key(medium)
+                    keys[kind].append(key)
+                    if key not in features and key not in waiting:
+                        hit = uses.get(key) if uses is not None else None
+                        if hit is None and cache is not None:
+                            hit = cache.get("features:" + key)
+                        if hit is not None:
+                            features[key] = hit
+                        else:
+                            pending[kind].append((key, enc[pixel_key][start : start + n], g))
+                            waiting.add(key)
+                    start += n
+                if sum(p.shape[0] for _, p, _ in pending[kind]) >= self.vision_chunk_rows:
+                    flush(kind, encoder_name)
+            rows.append({k: v for k, v in enc.items() if k not in ("pixel_values", "pixel_values_videos")})
+            del enc
+        for kind, _, _, encoder_name in _MODALITIES:
+            flush(kind, encoder_name)
+        width = max(r["input_ids"].shape[1] for r in rows)
+        out: dict[str, Any] = {}
+        for name, fill in (("input_ids", self.tokenizer.pad_token_id), ("attention_mask", 0), ("mm_token_type_ids", 0)):
+            if name not in rows[0]:
+                continue
+            t = torch.full((len(rows), width), fill, dtype=rows[0][name].dtype)
+            for r, row in enumerate(rows):  # left padding, as the processor pads a batch
+                t[r, width - row[name].shape[1] :] = row[name][0]
+            out[name] = t
+        for name in ("image_grid_thw", "video_grid_thw", "second_per_grid_ts"):
+            parts = [r[name] for r in rows if name in r]
+            if parts:
+                out[name] = torch.cat([torch.as_tensor(p) for p in parts])
         out = {key: v.to(self.device) for key, v in out.items()}
-        out["mm_encoder_outputs"] = {"image": cls(**fields)}
+        mm: dict[str, Any] = {}
+        for kind in ("image", "video"):
+            ks = keys[kind]
+            if not ks:
+                continue
+            cls = features[ks[0]][0]
+            fields: dict[str, Any] = {"pooler_output": [features[k][1] for k in ks]}
+            if features[ks[0]][2] is not None:
+                fields["deepstack_features"] = [[features[k][2][j] for k in ks] for j in range(len(features[ks[0]][2]))]
+            mm[kind] = cls(**fields)
+        if uses is not None:
+            uses.done([k for kind in keys for k in keys[kind]], features)
+        out["mm_encoder_outputs"] = mm
         return out
 
     def _vision_inputs(self, inputs: dict[str, Any], images: list[Any], videos: list[Any],
@@ -433,7 +449,7 @@ class TransformersBackend(Backend):
             self.vision_encoded += len(images) + len(videos)
             return inputs
         self.vision_encoded += len(videos)
-        keys = [uses.key(im) if uses is not None else content_key(im) for im in images]
+        keys = [uses.key(im) if uses is not None else "image:" + content_key(im) for im in images]
         rows = grid.prod(-1).tolist()
         starts = [0]
         for n in rows[:-1]:
@@ -478,24 +494,30 @@ class TransformersBackend(Backend):
         return inputs
 
 
-#: what a Qwen-style processor returns for an image prompt; anything else and the batch is encoded whole
-_PER_PROMPT_KEYS = {"input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw"}
+#: what a Qwen-style processor returns for a prompt; anything else and the batch is encoded whole
+_PER_PROMPT_KEYS = {"input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw",
+                    "pixel_values_videos", "video_grid_thw", "second_per_grid_ts"}
+#: (kind, pixel key, grid key, encoder method) of each medium a Qwen-style model encodes
+_MODALITIES = (("image", "pixel_values", "image_grid_thw", "get_image_features"),
+               ("video", "pixel_values_videos", "video_grid_thw", "get_video_features"))
 
 
 class _SharedFeatures:
     """Vision features of one ``generate`` call's images, each kept until the call's last batch that
     holds its image has taken it (so memory follows the repeats, not the call's size)."""
 
-    def __init__(self, images: list[Any]):
-        self._keys = {id(im): content_key(im) for im in images}
-        self._left: dict[str, int] = {}
-        for key in self._keys.values():
-            self._left[key] = self._left.get(key, 0) + 1
+    def __init__(self, images: list[Any], videos: list[Any] = ()):  # type: ignore[assignment]
+        self._keys: dict[int, str] = {}
+        self._left: dict[str, int] = {}  # uses still to come (the same object may be in several requests)
+        for kind, media in (("image", images), ("video", videos)):
+            for m in media:
+                key = self._keys.get(id(m)) or self._keys.setdefault(id(m), kind + ":" + content_key(m))
+                self._left[key] = self._left.get(key, 0) + 1
         self._kept: dict[str, Any] = {}
 
-    def key(self, image: Any) -> str:
-        key = self._keys.get(id(image))
-        return key if key is not None else content_key(image)
+    def key(self, medium: Any, kind: str = "image") -> str:
+        key = self._keys.get(id(medium))
+        return key if key is not None else kind + ":" + content_key(medium)
 
     def get(self, key: str) -> Any:
         return self._kept.get(key)

@@ -1,7 +1,10 @@
 """The GPU benchmarks in one command, within ~8 minutes, ending with one JSON summary on stdout.
 
 1. judge throughput at Qwen2.5-VL-7B's shape (bf16, 16 pairs, 256 new tokens): the official
-   one-pair-at-a-time loop against the batched backend, and G=8 sampling in one call;
+   one-pair-at-a-time loop against the batched backend, and G=8 sampling in one call (one shared
+   prefill) against 8 calls and against ``num_return_sequences``;
+   then one Pref-GRPO group of 8 at the same shape (64 new tokens, to fit the budget): ``/v1/rewards``
+   against the official 28 chat requests to a batch-size-1 server (``group_rewards.py``);
 2. video decoding of generated 1080p videos (30 s and 5 min): ``load_video`` against its sequential
    decode and qwen-vl-utils' decord reader;
 3. LoRA GRPO steps (TRL) on the mid-size Qwen2.5-VL shape in bf16.
@@ -30,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 FULL = {
     "judge": ["judge_throughput.py", "--config", "7b", "--device", "cuda", "--pairs", "16", "--max-new-tokens", "256",
               "--group", "8", "--repeats", "2"],
+    "group": ["group_rewards.py", "--config", "7b", "--device", "cuda", "--max-new-tokens", "64", "--repeats", "2"],
     "video": ["video_decode.py", "--videos", "1080p:30", "1080p:300", "--methods", "unireward", "unireward-sequential",
               "qwen-decord-8", "--repeats", "3", "--sequential-repeats", "1"],
     "grpo": ["grpo_step.py", "--config", "mid", "--bf16", "--steps", "4", "--generations", "8", "--completion-length", "128"],
@@ -37,12 +41,14 @@ FULL = {
 REDUCED = {
     "judge": ["judge_throughput.py", "--config", "tiny", "--pairs", "2", "--max-new-tokens", "4", "--group", "2",
               "--repeats", "1"],
+    "group": ["group_rewards.py", "--config", "tiny", "--max-new-tokens", "4", "--repeats", "1"],
     "video": ["video_decode.py", "--videos", "144p:2", "--methods", "unireward", "unireward-sequential", "--repeats", "1"],
     "grpo": ["grpo_step.py", "--config", "tiny", "--steps", "2", "--generations", "2", "--completion-length", "4"],
 }  # fmt: skip
 # Share of the time budget each part may use (the judge's official loop is the long one).
-SHARE = {"judge": 0.55, "video": 0.2, "grpo": 0.25}
-RESULT_FILE = {"judge": "judge_throughput_{}.json", "video": "video_decode.json", "grpo": "grpo_step_{}.json"}
+SHARE = {"judge": 0.4, "group": 0.2, "video": 0.15, "grpo": 0.25}
+RESULT_FILE = {"judge": "judge_throughput_{}.json", "group": "group_rewards_{}.json", "video": "video_decode.json",
+               "grpo": "grpo_step_{}.json"}  # fmt: skip
 
 
 def headline(part: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -51,10 +57,16 @@ def headline(part: str, result: dict[str, Any]) -> dict[str, Any]:
     if part == "judge":
         return {
             "pairs_speedup": r.get("batched vs official", {}).get("median"),
-            "group_speedup": next((x["median"] for k, x in r.items() if k.startswith("G=")), None),
+            "group_speedup": next((x["median"] for k, x in r.items() if k.startswith("G=") and k.endswith("vs sequential")), None),
+            "shared_prefill_speedup": next((x["median"] for k, x in r.items() if k.endswith("vs num_return_sequences")), None),
+            "identical_greedy_group_rows": v.get("identical_greedy_group_rows"),
             "identical_greedy_outputs": v.get("identical_greedy_outputs"),
             "official_pairs_per_s": v.get("official_pairs_per_s"), "batched_pairs_per_s": v.get("batched_pairs_per_s"),
         }  # fmt: skip
+    if part == "group":
+        return {"speedup": r.get("/v1/rewards vs official pattern", {}).get("median"),
+                "identical_rewards": v.get("identical_rewards"), "vision_encoded_per_group": v.get("vision_encoded_per_group"),
+                "median_s": {k: x["median_s"] for k, x in t.items()}}  # fmt: skip
     if part == "video":
         return {
             "median_s": {k: x["median_s"] for k, x in t.items()},

@@ -94,13 +94,15 @@ def test_gpu_benchmarks_run_in_their_reduced_form(tmp_path: Path) -> None:
     """The GPU command's judge, video and LoRA GRPO parts at toy sizes on the CPU, with its summary."""
     proc = run("gpu_all.py", "--reduced", "--out", str(tmp_path), timeout=900)
     summary = json.loads(proc.stdout)
-    assert summary["ok"] and summary["reduced"] and set(summary["parts"]) == {"judge", "video", "grpo"}
+    assert summary["ok"] and summary["reduced"] and set(summary["parts"]) == {"judge", "group", "video", "grpo"}
     parts = summary["parts"]
     assert parts["judge"]["identical_greedy_outputs"] == "2/2" and parts["judge"]["pairs_speedup"] > 0
+    assert parts["group"]["identical_rewards"] == "1/1"
+    assert parts["group"]["vision_encoded_per_group"] == {"official": 56.0, "grouped": 8.0}
     assert parts["video"]["median_s"]["unireward 144p:2s"] > 0
     assert parts["grpo"]["step_s"] > 0
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
-    for name in ("judge_throughput_tiny", "video_decode", "grpo_step_tiny"):
+    for name in ("judge_throughput_tiny", "group_rewards_tiny", "video_decode", "grpo_step_tiny"):
         written(tmp_path, name)
 
 

@@ -211,6 +211,14 @@ def test_micro_pipeline_runs_every_stage_reports_and_resumes(tmp_path: Path) -> 
     for s in saved["stages"]:
         assert 0 <= s["accuracy"] <= 1 and 0 <= s["format_validity"] <= 1 and s["n"] == 8
         assert set(s["per_task"]) == {"image_generation", "video_generation", "image_understanding", "video_understanding"}
+        # every held-out pair judged in both orders; accuracy is the mean of the two orders' accuracies
+        pos = s["position"]
+        assert s["judgments"] == 16 and pos["label_first_rate"] is not None
+        assert s["accuracy"] == pytest.approx((pos["accuracy_forward"] + pos["accuracy_reverse"]) / 2, abs=1e-4)
+    # the SFT sets were balanced before training: per task, each label in each slot equally (to one pair)
+    cold = json.loads((out / "stages" / "cold_start.json").read_text())["order_balance"]
+    assert cold["mode"] == "swap_half" and all(abs(c["label_1"] - c["label_2"]) <= 1 for c in cold["after"].values())
+    assert "first slot %" in (out / "report.md").read_text()
     assert saved["distill"]["kept"] + saved["distill"]["wrong_verdict"] + saved["distill"]["bad_format"] == 8
     assert "synthetic" in (out / "report.md").read_text()
     assert (out / "accuracy_by_stage.png").stat().st_size > 0

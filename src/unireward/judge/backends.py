@@ -163,8 +163,12 @@ class TransformersBackend(Backend):
     With ``num_samples > 1`` each prompt is read once (prefill and vision encoding) and its cache
     expanded to the ``k`` rows that are decoded (:func:`sample_after_shared_prefill`;
     ``shared_prefill = False`` restores ``num_return_sequences``, which reads the prompt ``k``
-    times). Within one call each distinct image is encoded once, however many prompts hold it;
-    with a :attr:`feature_cache` its features are also kept across calls.
+    times). Within one call each distinct image or video (by a hash of its pixels) is encoded
+    once, however many prompts hold it, and a batch's pixels are never all held at once
+    (:meth:`_encode_by_prompt`); with a :attr:`feature_cache` features are also kept across calls.
+    Qwen2.5-VL, Qwen3-VL and Qwen3.5 take both; LLaVA-OV takes the shared prefill, while its
+    anyres image tiles (no per-image pixel rows in the processor's output) go through the processor
+    and ``generate`` batch-whole, each medium encoded once per request that holds it.
     """
 
     name = "transformers"
@@ -188,7 +192,7 @@ class TransformersBackend(Backend):
         self._lock = threading.Lock()  # one generate at a time per model
         #: prefill once and expand the cache for several samples (off: ``num_return_sequences``)
         self.shared_prefill = True
-        #: encode each distinct image of a call once (off: every image as the processor gives it)
+        #: encode each distinct image/video of a call once (off: the whole batch through the processor)
         self.share_vision = True
         #: vision features kept across calls, keyed by the image's content (the server sets one)
         self.feature_cache: MediaCache | None = None
@@ -251,7 +255,7 @@ class TransformersBackend(Backend):
         lengths = [prepared[i][3] for i in ids]
         # features of an image that later batches of this call also hold are kept until its last use
         uses = (_SharedFeatures([im for i in ids for im in prepared[i][1]], [v for i in ids for v in prepared[i][2]])
-                if self.share_vision else None)  # fmt: skip
+                if self.share_vision and not self._whole_batch_vision else None)  # fmt: skip
         for batch in pack_batches(lengths, params.num_samples, self.batch):
             members = [ids[b] for b in batch]
             try:
@@ -299,9 +303,9 @@ class TransformersBackend(Backend):
             if params.seed is not None:
                 torch.manual_seed(params.seed)
             model_inputs = self._encode_by_prompt(items, uses) if (images or videos) and self.share_vision else None
-            if model_inputs is None:  # the whole batch through the processor at once, then its images
-                model_inputs = self._vision_inputs(dict(self.encode(texts, images, videos).to(self.device)), images,
-                                                   videos, uses)  # fmt: skip
+            if model_inputs is None:  # the whole batch through the processor; generate encodes every medium
+                model_inputs = dict(self.encode(texts, images, videos).to(self.device))
+                self.vision_encoded += len(images) + len(videos)
             prompt_ids, mask = model_inputs["input_ids"], model_inputs["attention_mask"]
             if k > 1 and self.shared_prefill and prompt_ids.shape[1] > 1:
                 out = sample_after_shared_prefill(self.model, model_inputs, k, gen)
@@ -433,65 +437,6 @@ class TransformersBackend(Backend):
         out["mm_encoder_outputs"] = mm
         return out
 
-    def _vision_inputs(self, inputs: dict[str, Any], images: list[Any], videos: list[Any],
-                       uses: _SharedFeatures | None = None) -> dict[str, Any]:  # fmt: skip
-        """``inputs`` with the images' pixels replaced by their vision features, each distinct image
-        (by content) encoded once per call (``uses``: across the call's batches), or taken from
-        :attr:`feature_cache`.
-
-        Qwen-style models only (pixel rows per image given by ``image_grid_thw``); other families,
-        and videos, keep their pixels and are encoded by ``generate`` itself, once per medium.
-        """
-        base = getattr(self.model, "model", None)
-        encode = getattr(base, "get_image_features", None)
-        grid = inputs.get("image_grid_thw")
-        if not images or encode is None or grid is None or "pixel_values" not in inputs or not self.share_vision:
-            self.vision_encoded += len(images) + len(videos)
-            return inputs
-        self.vision_encoded += len(videos)
-        keys = [uses.key(im) if uses is not None else "image:" + content_key(im) for im in images]
-        rows = grid.prod(-1).tolist()
-        starts = [0]
-        for n in rows[:-1]:
-            starts.append(starts[-1] + n)
-        first: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            first.setdefault(key, i)
-        cache = self.feature_cache
-        features: dict[str, tuple[Any, Any, Any]] = {}
-        for key in first:
-            hit = uses.get(key) if uses is not None else None
-            if hit is None and cache is not None:
-                hit = cache.get("features:" + key)
-            if hit is not None:
-                features[key] = hit
-        todo = [key for key in first if key not in features]
-        if todo:
-            import torch
-
-            idx = [first[key] for key in todo]
-            if idx == list(range(len(images))):
-                pixels = inputs["pixel_values"]  # no repeats: the processor's tensor as it is, no copy
-            else:
-                pixels = torch.cat([inputs["pixel_values"][starts[i] : starts[i] + rows[i]] for i in idx])
-            out = encode(pixel_values=pixels, image_grid_thw=grid[idx], return_dict=True)
-            deep = getattr(out, "deepstack_features", None)
-            for n, key in enumerate(todo):
-                entry = (type(out), out.pooler_output[n], None if deep is None else [layer[n] for layer in deep])
-                features[key] = entry
-                if cache is not None:
-                    cache.put("features:" + key, entry, nbytes(entry[1:]))
-            self.vision_encoded += len(todo)
-        cls = features[keys[0]][0]
-        fields: dict[str, Any] = {"pooler_output": [features[key][1] for key in keys]}
-        if features[keys[0]][2] is not None:
-            layers = len(features[keys[0]][2])
-            fields["deepstack_features"] = [[features[key][2][j] for key in keys] for j in range(layers)]
-        if uses is not None:
-            uses.done(keys, features)
-        inputs.pop("pixel_values")
-        inputs["mm_encoder_outputs"] = {"image": cls(**fields)}
-        return inputs
 
 
 #: what a Qwen-style processor returns for a prompt; anything else and the batch is encoded whole

@@ -30,7 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from unireward.train.cli import _pipeline
 
-    args.dry_run, args.stop_after, args.overwrite, args.report_to = False, None, False, None
+    # the pipeline's own flags the demo does not offer, at their defaults
+    for key, value in {"dry_run": False, "stop_after": None, "overwrite": False, "report_to": None, "data_root": None}.items():
+        if not hasattr(args, key):
+            setattr(args, key, value)
     return _pipeline(args)
 
 

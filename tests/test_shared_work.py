@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import combinations
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import numpy as np
@@ -291,3 +292,22 @@ def test_server_cache_respects_its_size(qwen: TransformersBackend, urls: list[st
         for i in range(0, 8, 2):
             _chat_pair(client, urls, i, i + 1)
             assert _metric(url, "media_cache_bytes") <= 1 << 20
+
+
+def test_repeat_rows_matches_transformers_repeat_and_keeps_writing_in_place() -> None:
+    from transformers.cache_utils import DynamicLayer
+
+    from unireward.judge.kv_cache import GrowingLayer, repeat_rows
+
+    gen = torch.Generator().manual_seed(0)
+    ours, ref = SimpleNamespace(layers=[GrowingLayer()]), [DynamicLayer()]  # repeat_rows reads .layers only
+    k, v = (torch.randn(2, 2, 5, 4, generator=gen) for _ in range(2))
+    ours.layers[0].update(k, v)
+    ref[0].update(k, v)
+    repeat_rows(ours, 3)
+    ref[0].batch_repeat_interleave(3)
+    for _ in range(3):
+        k, v = (torch.randn(6, 2, 1, 4, generator=gen) for _ in range(2))
+        a, b = ours.layers[0].update(k, v), ref[0].update(k, v)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert ours.layers[0].keys.shape[0] == 6

@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give --model (a local folder or hub id), or --upstream URL for a gateway")
     try:
         limits = limits_from_args(args)
+        if args.media_cache_mb < 0:
+            raise ValueError(f"--media-cache-mb must be >= 0 (0 turns the cache off), got {args.media_cache_mb}")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "unireward"
 
 #: layer of each top-level package or module; an import may only go to a lower layer
 LAYER = {
-    "media": 0, "runs": 0, "metrics": 0, "_deepspeed_log": 0,
+    "media": 0, "runs": 0, "metrics": 0, "_deepspeed_log": 0, "cli_args": 0,
     "protocol": 1,
     "data": 2,
     "models": 3, "request": 3, "rewards": 3,

@@ -53,7 +53,7 @@ def test_judge_reruns_refuse_other_settings_a_second_writer_and_the_input_as_out
         assert main([*base, "--max-new-tokens", "8"]) == 2
     assert "being written by another process" in _err(capsys)
     assert main(["judge", "--model", str(tiny_model), "--input", str(pairs), "--output", str(pairs)]) == 2
-    assert "--output must differ from --input" in _err(capsys)
+    assert "--out must differ from --input" in _err(capsys)
 
 
 def test_judge_all_failed_exits_non_zero_and_failed_rows_are_retried(

@@ -9,8 +9,10 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from unireward import __version__
+from unireward.cli_args import HelpFormatter
 
 _COMMAND_MODULES = (
     "unireward.models.cli",
@@ -33,6 +35,10 @@ class _Parser(argparse.ArgumentParser):
     # line like every other user error (sub-parsers inherit this class).
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)  # every --help shows the defaults
+        super().__init__(*args, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,8 @@ import argparse
 import os
 from typing import Any
 
+from unireward.cli_args import hidden_alias
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--model", default=None, help="local folder or hub id; with --base-url the served model name (default: the server's first)")
     src.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (vLLM, `unireward serve`) instead of loading --model")
     src.add_argument("--api-key", default=os.environ.get("UNIREWARD_API_KEY"), help="key for --base-url (env UNIREWARD_API_KEY)")
-    src.add_argument("--family", default=None, help="model family (detected from config.json if omitted)")
+    hidden_alias(src, src.add_argument("--model-family", dest="family", default=None, help="model family (detected from config.json if omitted)"), "--family")
     src.add_argument("--device", default=None)
     src.add_argument("--dtype", default="auto")
     src.add_argument("--batch-size", type=int, default=8, help="concurrent requests merged into one generate call (local model)")

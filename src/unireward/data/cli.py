@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from unireward.cli_args import hidden_alias
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from unireward.data.converters import CONVERTERS
@@ -41,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True, help="output folder")
     e.add_argument("--media-root", help="folder relative media paths are resolved against")
     e.add_argument("--swap", action="store_true", help="add swapped copies (candidates swapped, labels flipped)")
-    e.add_argument("--family", help="prompt template family (default: the official one)")
+    hidden_alias(e, e.add_argument("--template-family", dest="family", help="prompt template family (default: the official one)"),
+                 "--family")  # fmt: skip
     e.add_argument("--video-as", choices=("frames", "video"), default="frames")
     e.add_argument("--frames", type=int, default=8, help="frames sampled per video")
     e.add_argument("--frames-dir", help="where sampled frames are written (default: <out>/frames)")

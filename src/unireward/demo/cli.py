@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from unireward.cli_args import hidden_alias
 from unireward.data.balance import ORDER_BALANCE
 
 
@@ -13,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the CPU demo: the tiny-cpu recipe on the synthetic task")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--recipe", default="tiny-cpu")
-    p.add_argument("--family", default=None, help="tiny model family (default: the recipe's, qwen2_5_vl)")
+    hidden_alias(p, p.add_argument("--model-family", dest="family", default=None, help="tiny model family (default: the recipe's, qwen2_5_vl)"), "--family")
     p.add_argument("--seed", type=int, default=None, help="training seed (tiny-model init, teacher, trainers); data keep theirs")
     p.add_argument("--order-balance", default=None, choices=ORDER_BALANCE,
                    help="candidate order of every training set (default: the recipe's, swap_half); none is the unbalanced ablation")  # fmt: skip

@@ -10,6 +10,7 @@ import re
 import sys
 from typing import Any
 
+from unireward.cli_args import hidden_alias
 from unireward.eval.benchmarks import BENCHMARKS, GENAI_TASKS
 from unireward.eval.protocols import PROTOCOLS
 from unireward.eval.runner import ORDERS, EvalConfig, run_eval
@@ -30,12 +31,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--order", choices=ORDERS, help="candidate order shown to the judge (default: the benchmark's official "
                    "convention, see 'unireward eval list'; both = each pair in both orders, with position metrics)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--samples", type=int, default=1, help="judgments per pair (majority vote on VL-RewardBench)")
+    hidden_alias(p, p.add_argument("--num-samples", dest="samples", metavar="N", type=int, default=1,
+                                   help="judgments per pair (majority vote on VL-RewardBench)"), "--samples")  # fmt: skip
     p.add_argument("--unparsed", choices=("exclude", "wrong"), help="default: the benchmark's official choice")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--limit", type=int, help="first N pairs only")
     p.add_argument("--max-new-tokens", type=int, help="model judges: generation budget per judgment")
-    p.add_argument("--temperature", type=float, help="model judges: sampling temperature (needed for --samples > 1)")
+    p.add_argument("--temperature", type=float, help="model judges: sampling temperature (needed for --num-samples > 1)")
     p.add_argument("--template-family", help="model judges: prompt family (default: the official prompts)")
     p.add_argument("--video-as", choices=("video", "frames"), help="model judges: send videos as videos or frame images")
     p.add_argument("--synthetic", action="store_true", help="label the numbers as made on synthetic data")

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from unireward.cli_args import hidden_alias
 from unireward.protocol.tasks import Task
 
 
@@ -18,13 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "judge",
         help="judge a pair (prints JSON) or a JSONL file of pairs (appends results, resumable)",
-        description="Judge one pair (--task/--prompt/--candidate x2) or a file of pairs (--input/--output).",
+        description="Judge one pair (--task/--prompt/--candidate x2) or a file of pairs (--input/--out).",
     )
     src = p.add_argument_group("model")
     src.add_argument(
         "--model", required=True, help="local folder or hub id; with --base-url the served model name"
     )
-    src.add_argument("--family", default=None, help="model family (detected from config.json if omitted)")
+    hidden_alias(src, src.add_argument("--model-family", dest="family", default=None, help="model family (detected from config.json if omitted)"), "--family")
     src.add_argument(
         "--base-url",
         action="append",
@@ -53,8 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     many = p.add_argument_group("file of pairs")
     many.add_argument("--input", help="pairs JSONL (unireward schema)")
-    many.add_argument("--output", help="results JSONL; a rerun with the same settings judges only what is missing or failed")
-    many.add_argument("--overwrite", action="store_true", help="start afresh when --output was made with other settings")
+    hidden_alias(many, many.add_argument(
+        "--out", dest="output", metavar="PATH", help="results JSONL; a rerun with the same settings judges only what is missing or failed"
+    ), "--output")
+    many.add_argument("--overwrite", action="store_true", help="start afresh when --out was made with other settings")
     many.add_argument("--max-error-rate", type=float, default=0.0,
                       help="share of failed rows (0-1) tolerated before the exit status is 1 (default 0)")  # fmt: skip
     many.add_argument(
@@ -154,10 +157,10 @@ def result_row(res: Any, pair: Any = None) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     if args.input or args.output:
         if not (args.input and args.output):
-            raise ValueError("--input and --output go together")
+            raise ValueError("--input and --out go together")
         if args.task or args.candidate:
             raise ValueError(
-                "give either --input/--output or one pair (--task/--prompt/--candidate), not both"
+                "give either --input/--out or one pair (--task/--prompt/--candidate), not both"
             )
         return run_file(args)
     return run_one(args)
@@ -165,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_one(args: argparse.Namespace) -> int:
     if not args.task or args.prompt is None:
-        raise ValueError("one pair needs --task, --prompt and --candidate (or use --input/--output)")
+        raise ValueError("one pair needs --task, --prompt and --candidate (or use --input/--out)")
     need = 1 if args.pointwise else 2
     if len(args.candidate) != need:
         raise ValueError(f"--candidate must be given {need} time(s), got {len(args.candidate)}")
@@ -251,7 +254,7 @@ def run_file(args: argparse.Namespace) -> int:
     if not in_path.is_file():
         raise FileNotFoundError(f"--input {in_path} does not exist")
     if out_path.exists() and out_path.resolve() == in_path.resolve():
-        raise ValueError("--output must differ from --input (results are appended to the output)")
+        raise ValueError("--out must differ from --input (results are appended to the output)")
     spec = JobSpec("judge", out_path, Manifest("judge", run_settings(args)), key="key", chunk_size=max(1, args.chunk_size),
                    overwrite=args.overwrite, max_error_rate=args.max_error_rate, retry=_retry,
                    progress="" if args.no_progress else "judging", unit="row")  # fmt: skip

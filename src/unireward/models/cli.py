@@ -7,13 +7,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from unireward.cli_args import hidden_alias
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from unireward.models.family import list_families
 
     p = sub.add_parser("tiny-model", help="build a tiny random model (tokenizer, processor, chat template) offline")
     p.add_argument("out_dir")
-    p.add_argument("--family", default="qwen2_5_vl", choices=list_families())
+    hidden_alias(p, p.add_argument("--model-family", dest="family", default="qwen2_5_vl", choices=list_families()), "--family")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden-size", type=int, default=64)
     p.add_argument("--num-layers", type=int, default=2)

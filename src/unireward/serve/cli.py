@@ -9,6 +9,7 @@ import sys
 import threading
 from typing import Any
 
+from unireward.cli_args import hidden_alias
 from unireward.serve.limits import DEFAULT_MEDIA_CACHE_MB, VIDEO_CODECS, VIDEO_CONTAINERS, ServerLimits
 
 _D = ServerLimits()
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "serve", help="serve a judge over HTTP (/v1/chat/completions, /v1/judge, /v1/score, /v1/rewards, /metrics)"
     )
     p.add_argument("--model", default=None, help="local folder or hub id (not with --upstream)")
-    p.add_argument("--family", default=None)
+    hidden_alias(p, p.add_argument("--model-family", dest="family", default=None), "--family")
     p.add_argument(
         "--served-model-name", "--served-name", dest="served_model_name", nargs="+", default=None,
         help="name(s) clients send as `model` (default: --model); `UnifiedReward` is always accepted",

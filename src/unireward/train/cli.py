@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from unireward.cli_args import hidden_alias
 from unireward.data.balance import ORDER_BALANCE as ORDER_CHOICES
 
 
@@ -111,7 +112,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--max-retries", type=int, default=4)
-    p.add_argument("--max-tokens", type=int, default=2048)
+    hidden_alias(p, p.add_argument("--max-new-tokens", dest="max_tokens", metavar="N", type=int, default=2048,
+                                   help="generation length of each teacher answer"), "--max-tokens")  # fmt: skip
     p.add_argument("--limit", type=int, default=None)
     _budget_args(p)
     p.set_defaults(func=_distill)
@@ -120,7 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("records", help="JSONL of {pair, completion}")
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--family", default=None)
+    hidden_alias(p, p.add_argument("--model-family", dest="family", default=None), "--family")
     _trainer_flags(p, "sft")
     p.add_argument("--epochs", type=float, default=None, dest="num_train_epochs", help=argparse.SUPPRESS)  # old name
     p.add_argument("--overwrite", action="store_true", help="retrain when --out holds a model trained with other settings")
@@ -131,8 +133,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pairs")
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--family", default=None)
-    p.add_argument("-k", type=int, default=4)
+    hidden_alias(p, p.add_argument("--model-family", dest="family", default=None), "--family")
+    hidden_alias(p, p.add_argument("--num-samples", dest="k", metavar="N", type=int, default=4, help="judgments per pair"), "-k")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=1024)
     p.add_argument("--judged-by", choices=["majority", "any", "all"], default="majority")
@@ -154,7 +156,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("records", help="JSONL of {pair} (e.g. grpo.jsonl from `unireward sample`)")
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--family", default=None)
+    hidden_alias(p, p.add_argument("--model-family", dest="family", default=None), "--family")
     p.add_argument("--rewards", default=None,
                    help="comma-separated: format, accuracy, strict_format, consistency, position_consistency (default: format,accuracy)")  # fmt: skip
     p.add_argument("--order-balance", default=None, choices=ORDER_CHOICES,
@@ -174,7 +176,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", default=None, help="stop after this stage")
     p.add_argument("--overwrite", action="store_true",
                    help="redo a finished stage whose recipe settings changed (and every stage after it) instead of refusing")  # fmt: skip
-    p.add_argument("--family", default=None, help="model family of the recipe's base model (overrides the recipe)")
+    hidden_alias(p, p.add_argument("--model-family", dest="family", default=None, help="model family of the recipe's base model (overrides the recipe)"), "--family")
     p.add_argument("--seed", type=int, default=None, help="training seed (tiny-model init, teacher, trainers); data keep theirs")
     p.add_argument("--report-to", default=None, help="trackers for every training stage: none, tensorboard, wandb, trackio (comma-separated)")
     p.add_argument("--order-balance", default=None, choices=ORDER_CHOICES,

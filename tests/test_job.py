@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -101,8 +101,9 @@ def test_bad_input_counts_against_the_error_rate(tmp_path: Path, capsys: pytest.
 
 
 class ThreadPoolRunner:
-    """Another engine behind the same seam: chunks run on worker threads, rows come back in the
-    order they finish (the last chunk first here), and emit is called from this thread only."""
+    """Another engine behind the same seam: chunks run on worker threads and their rows come back
+    last chunk first (each chunk is awaited before the next is submitted, so the order is fixed
+    whatever the load), and emit is called from this thread only."""
 
     def __init__(self, workers: int = 3):
         self.workers = workers
@@ -110,23 +111,13 @@ class ThreadPoolRunner:
         self.emitted: list[str] = []
 
     def __call__(self, chunks: Iterator[Chunk], emit: Emit) -> None:
-        gates = {}
-
         def work(chunk: Chunk) -> list[dict]:
-            gates[chunk.index].wait(5)  # chunk i waits for chunk i + 1 to finish: they complete in reverse
             self.threads.add(threading.current_thread().name)
-            rows = [{"key": it.key, "value": it.value**2, "error": None} for it in chunk.items]
-            if chunk.index > 0:
-                gates[chunk.index - 1].set()
-            return rows
+            return [{"key": it.key, "value": it.value**2, "error": None} for it in chunk.items]
 
-        todo = list(chunks)
-        for c in todo:
-            gates[c.index] = threading.Event()
-        gates[todo[-1].index].set()
         with ThreadPoolExecutor(self.workers) as pool:
-            for fut in as_completed([pool.submit(work, c) for c in todo]):
-                rows = fut.result()
+            for chunk in reversed(list(chunks)):
+                rows = pool.submit(work, chunk).result()
                 self.emitted += [r["key"] for r in rows]
                 emit(rows)
 

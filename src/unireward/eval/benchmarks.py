@@ -19,6 +19,7 @@ from typing import Any
 from unireward.data.schema import PreferencePair, SchemaError, iter_pairs, normalize_label
 from unireward.eval.loaders import (
     EDITREWARD_SUBSETS,
+    _each,
     load_editreward_bench,
     load_hpdv2,
     load_mjbench_video,
@@ -90,24 +91,7 @@ def _convert(
 ) -> list[PreferencePair]:
     """Pairs from located records; a record that does not fit is a :class:`SchemaError` naming its
     file, row and field: raised, or (with ``bad``) collected while the others are loaded."""
-    pairs = []
-    for where, rec in records:
-        try:
-            if not isinstance(rec, dict):
-                raise SchemaError(f"expected an object, got {type(rec).__name__}", where)
-            pairs.append(make(where, rec))
-        except KeyError as e:
-            err = SchemaError("missing field", where, str(e.args[0]))
-        except SchemaError as e:
-            err = e if e.row is not None else SchemaError(e.message, where, e.field)
-        except (ValueError, TypeError) as e:
-            err = SchemaError(str(e), where)
-        else:
-            continue
-        if bad is None:
-            raise err
-        bad.append(err)
-    return pairs
+    return _each(records, lambda where, rec: [make(where, rec)], bad)
 
 
 def _media(value: Any, cache_dir: Path | None, name: str) -> str:

@@ -27,7 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from unireward.judge.openai_http import ChatClient, ChatError, ChatResponse, backoff_delay, run_sync
+from unireward.judge.openai_http import (
+    ChatClient,
+    ChatError,
+    ChatResponse,
+    backoff_delay,
+    gather_chats,
+    run_sync,
+)
 
 log = logging.getLogger(__name__)
 
@@ -266,13 +273,7 @@ class EndpointPool:
         raise AssertionError("unreachable")
 
     async def achat_many(self, batch: list[list[dict[str, Any]]], **gen: Any) -> list[ChatResponse | ChatError]:
-        async def one(i: int, msgs: list[dict[str, Any]]) -> ChatResponse | ChatError:
-            try:
-                return await self.achat(msgs, request_name=f"request {i}", **gen)
-            except ChatError as e:
-                return e
-
-        return list(await asyncio.gather(*(one(i, m) for i, m in enumerate(batch))))
+        return await gather_chats(self.achat, batch, **gen)
 
     def chat_many(self, batch: list[list[dict[str, Any]]], **gen: Any) -> list[ChatResponse | ChatError]:
         """Run ``batch`` across the endpoints; results in input order, a failed item as a :class:`ChatError`."""

@@ -176,6 +176,21 @@ def _retry_after(exc: BaseException) -> float | None:
 # ---------------------------------------------------------------- client
 
 
+async def gather_chats(
+    achat: Any, batch: list[list[dict[str, Any]]], **gen: Any
+) -> list[ChatResponse | ChatError]:
+    """Every request of ``batch`` through ``achat`` at once; results in input order, a request that
+    failed for good as its :class:`ChatError` (one client or a pool of endpoints alike)."""
+
+    async def one(i: int, msgs: list[dict[str, Any]]) -> ChatResponse | ChatError:
+        try:
+            return await achat(msgs, request_name=f"request {i}", **gen)
+        except ChatError as e:
+            return e
+
+    return list(await asyncio.gather(*(one(i, m) for i, m in enumerate(batch))))
+
+
 class ChatClient:
     """Concurrent, retrying chat-completions client.
 
@@ -274,13 +289,7 @@ class ChatClient:
     async def achat_many(
         self, batch: list[list[dict[str, Any]]], **gen: Any
     ) -> list[ChatResponse | ChatError]:
-        async def one(i: int, msgs: list[dict[str, Any]]) -> ChatResponse | ChatError:
-            try:
-                return await self.achat(msgs, request_name=f"request {i}", **gen)
-            except ChatError as e:
-                return e
-
-        return list(await asyncio.gather(*(one(i, m) for i, m in enumerate(batch))))
+        return await gather_chats(self.achat, batch, **gen)
 
     def chat_many(self, batch: list[list[dict[str, Any]]], **gen: Any) -> list[ChatResponse | ChatError]:
         """Run ``batch`` concurrently (at most ``concurrency`` in flight); results in input order."""

@@ -113,20 +113,27 @@ def completion(model: str, gen: Generation, s: Sampling) -> dict[str, Any]:
     return body
 
 
+def check_chat_request(state: ServerState, data: dict[str, Any]) -> tuple[Any, list[Any], int, int]:
+    """What every chat route checks before any pixel is decoded: the model name, the sampling
+    settings, the messages' shape and the image count; returns (sampling, messages, images, videos)."""
+    state.check_model(data)
+    s = parse_sampling(data, state.limits)
+    messages = data.get("messages")
+    check_messages(messages)
+    n_images, n_videos = count_media(messages)
+    if n_images > state.limits.max_images:
+        raise ApiError(413, f"too many images: {n_images}, above the limit of {state.limits.max_images} (video "
+                            "frames count as images; --max-images)", "too_many_images")  # fmt: skip
+    return s, messages, n_images, n_videos
+
+
 def register(app: Any, state: ServerState, read_json: Any) -> None:
     from fastapi.responses import JSONResponse
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
         data = await read_json(request)
-        state.check_model(data)
-        s = parse_sampling(data, state.limits)
-        messages = data.get("messages")
-        check_messages(messages)
-        n_images, n_videos = count_media(messages)
-        if n_images > state.limits.max_images:
-            raise ApiError(413, f"too many images: {n_images}, above the limit of {state.limits.max_images} (video "
-                                "frames count as images; --max-images)", "too_many_images")  # fmt: skip
+        s, messages, n_images, n_videos = check_chat_request(state, data)
         with state.admit():
             dec = MediaDecoder(state.limits, state.judge.budget, state.media_root, state.temporal_patch,
                                n_images=n_images, n_videos=n_videos, cache=state.media_cache)  # fmt: skip

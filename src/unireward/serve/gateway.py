@@ -146,19 +146,11 @@ async def forward_chat(request: Any, state: Any, gw: Gateway, data: dict[str, An
 
     from unireward.judge.backends import Generation
     from unireward.judge.openai_http import ChatError
-    from unireward.serve.chat import check_messages, completion, count_media, decode_messages
+    from unireward.serve.chat import check_chat_request, completion, decode_messages
     from unireward.serve.decode import MediaDecoder
-    from unireward.serve.sampling import parse_sampling
     from unireward.serve.scheduler import Scope
 
-    state.check_model(data)
-    s = parse_sampling(data, state.limits)
-    messages = data.get("messages")
-    check_messages(messages)
-    n_images, n_videos = count_media(messages)
-    if n_images > state.limits.max_images:
-        raise ApiError(413, f"too many images: {n_images}, above the limit of {state.limits.max_images} (video "
-                            "frames count as images; --max-images)", "too_many_images")  # fmt: skip
+    s, messages, n_images, n_videos = check_chat_request(state, data)
     with state.admit():
         dec = MediaDecoder(state.limits, state.judge.budget, state.media_root, state.temporal_patch,
                            n_images=n_images, n_videos=n_videos)  # fmt: skip
